@@ -1,0 +1,1 @@
+"""The store: parties, conversations, their aliases and the message log."""

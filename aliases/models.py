@@ -1,0 +1,98 @@
+"""SQLAlchemy models. Alembic owns the schema: change these and add a migration."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Party(Base):
+    """A buyer or a seller, known by one real address in one role."""
+
+    __tablename__ = "parties"
+    __table_args__ = (UniqueConstraint("address", "role", name="uq_parties_address_role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(10))  # "buyer" or "seller"
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    locale: Mapped[str] = mapped_column(String(10), default="en")
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    sender_addresses: Mapped[list[SenderAddress]] = relationship(lazy="selectin", cascade="all, delete-orphan")
+
+
+class SenderAddress(Base):
+    """One more address a seller may send from, beside the one they registered with."""
+
+    __tablename__ = "sender_addresses"
+    __table_args__ = (UniqueConstraint("party_id", "address", name="uq_sender_addresses_party_address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    party_id: Mapped[int] = mapped_column(ForeignKey("parties.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(320))
+
+
+class Conversation(Base):
+    """One buyer, one seller, maybe one order."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        # A conversation without an order is unique per buyer and seller too, hence the coalesce.
+        Index("uq_conversations_buyer_seller_order", "buyer_id", "seller_id", text("coalesce(order_id, '')"), unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("parties.id"))
+    seller_id: Mapped[int] = mapped_column(ForeignKey("parties.id"))
+    order_id: Mapped[str | None] = mapped_column(String(100))
+    category: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    buyer: Mapped[Party] = relationship(foreign_keys=[buyer_id], lazy="joined")
+    seller: Mapped[Party] = relationship(foreign_keys=[seller_id], lazy="joined")
+
+
+class Alias(Base):
+    """A masked address: mail to it reaches `party` within `conversation`."""
+
+    __tablename__ = "aliases"
+
+    local_part: Mapped[str] = mapped_column(String(64), primary_key=True)
+    party_id: Mapped[int] = mapped_column(ForeignKey("parties.id"))
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MessageRecord(Base):
+    """One message the relay decided on: what came in, what went out, and why."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_relay_message_id", "relay_message_id"),
+        Index("ix_messages_original_message_id", "original_message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(20))  # buyer_to_seller / seller_to_buyer
+    relay_message_id: Mapped[str | None] = mapped_column(String(255))
+    original_message_id: Mapped[str | None] = mapped_column(String(998))
+    size_in: Mapped[int] = mapped_column(Integer)
+    size_out: Mapped[int | None] = mapped_column(Integer)
+    verdict: Mapped[str] = mapped_column(String(20))  # forwarded / refused / failed
+    rule: Mapped[str | None] = mapped_column(String(50))
+    reason: Mapped[str | None] = mapped_column(Text)
+    next_hop_reply: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

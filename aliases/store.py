@@ -1,0 +1,282 @@
+"""The store's operations, in the domain's words.
+
+Everything leaving this module is a frozen dataclass, never an ORM object, so
+the rest of the relay cannot lazily touch the database by accident.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from .addresses import new_local_part, normalize
+from .models import Alias, Conversation, MessageRecord, Party, SenderAddress, utcnow
+
+BUYER, SELLER = "buyer", "seller"
+BUYER_TO_SELLER, SELLER_TO_BUYER = "buyer_to_seller", "seller_to_buyer"
+
+
+class StoreError(ValueError):
+    """A request the store refuses, worded for the person who made it."""
+
+
+@dataclass(frozen=True)
+class PartyView:
+    address: str
+    role: str
+    display_name: str | None
+    locale: str
+    opted_out: bool
+    sender_addresses: frozenset[str]
+    """Every address this party may send from: its own and any registered extras."""
+
+
+@dataclass(frozen=True)
+class OpenedConversation:
+    conversation_id: str
+    buyer_alias: str
+    seller_alias: str
+
+
+@dataclass(frozen=True)
+class Route:
+    """What an alias means: who it reaches, who may write to it, and as whom they appear."""
+
+    conversation_id: str
+    order_id: str | None
+    category: str | None
+    direction: str
+    recipient: PartyView
+    sender: PartyView
+    recipient_alias: str
+    sender_alias: str
+
+
+@dataclass(frozen=True)
+class ThreadLink:
+    """An id in a message's In-Reply-To/References, as the other side knows it."""
+
+    translated: str
+    sent_by: str  # role of the party who sent the message it names
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One message's outcome, for the message log."""
+
+    conversation_id: str
+    direction: str
+    size_in: int
+    verdict: str
+    received_at: datetime
+    relay_message_id: str | None = None
+    original_message_id: str | None = None
+    size_out: int | None = None
+    rule: str | None = None
+    reason: str | None = None
+    next_hop_reply: str | None = None
+
+
+def _view(party: Party) -> PartyView:
+    extras = {extra.address for extra in party.sender_addresses}
+    return PartyView(
+        address=party.address,
+        role=party.role,
+        display_name=party.display_name,
+        locale=party.locale,
+        opted_out=party.opted_out,
+        sender_addresses=frozenset({party.address, *extras}),
+    )
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine, domain: str):
+        self.engine = engine
+        self.domain = domain
+        self.session = async_sessionmaker(engine, expire_on_commit=False)
+
+    def address_of(self, local_part: str) -> str:
+        return f"{local_part}@{self.domain}"
+
+    # -- parties --------------------------------------------------------------
+
+    async def _party(self, db, address: str, role: str, name: str | None = None, locale: str | None = None) -> Party:
+        party = await db.scalar(select(Party).where(Party.address == address, Party.role == role))
+        if party is None:
+            party = Party(address=address, role=role, display_name=name, locale=locale or "en", opted_out=False)
+            db.add(party)
+            await db.flush()
+        else:
+            if name:
+                party.display_name = name
+            if locale:
+                party.locale = locale
+        return party
+
+    async def add_seller_address(self, seller: str, address: str) -> None:
+        seller, address = normalize(seller), normalize(address)
+        async with self.session.begin() as db:
+            party = await db.scalar(select(Party).where(Party.address == seller, Party.role == SELLER))
+            if party is None:
+                raise StoreError(f"no seller is registered as {seller}; open a conversation for them first")
+            if address not in {extra.address for extra in party.sender_addresses}:
+                party.sender_addresses.append(SenderAddress(address=address))
+
+    async def set_opt_out(self, buyer: str, opted_out: bool) -> None:
+        buyer = normalize(buyer)
+        async with self.session.begin() as db:
+            party = await self._party(db, buyer, BUYER)
+            party.opted_out = opted_out
+
+    # -- conversations --------------------------------------------------------
+
+    async def open_conversation(
+        self,
+        buyer: str,
+        seller: str,
+        *,
+        buyer_name: str | None = None,
+        seller_name: str | None = None,
+        buyer_locale: str | None = None,
+        seller_locale: str | None = None,
+        order_id: str | None = None,
+        category: str | None = None,
+    ) -> OpenedConversation:
+        """Open a conversation, or return the existing one for the same buyer, seller and order."""
+        buyer, seller = normalize(buyer), normalize(seller)
+        for attempt in range(2):
+            try:
+                return await self._open(buyer, seller, buyer_name, seller_name, buyer_locale, seller_locale, order_id, category)
+            except IntegrityError:
+                if attempt:  # a concurrent open won the race twice: not a race any more
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _open(self, buyer, seller, buyer_name, seller_name, buyer_locale, seller_locale, order_id, category):
+        async with self.session.begin() as db:
+            buyer_party = await self._party(db, buyer, BUYER, buyer_name, buyer_locale)
+            seller_party = await self._party(db, seller, SELLER, seller_name, seller_locale)
+            conversation = await db.scalar(
+                select(Conversation).where(
+                    Conversation.buyer_id == buyer_party.id,
+                    Conversation.seller_id == seller_party.id,
+                    func.coalesce(Conversation.order_id, "") == (order_id or ""),
+                )
+            )
+            if conversation is None:
+                conversation = Conversation(
+                    id=uuid.uuid4().hex, buyer_id=buyer_party.id, seller_id=seller_party.id,
+                    order_id=order_id, category=category.lower() if category else None,
+                )
+                db.add(conversation)
+                await db.flush()
+                for party in (buyer_party, seller_party):
+                    db.add(Alias(local_part=new_local_part(), party_id=party.id, conversation_id=conversation.id))
+                await db.flush()
+            elif category:
+                conversation.category = category.lower()
+            aliases = {
+                alias.party_id: alias.local_part
+                for alias in await db.scalars(select(Alias).where(Alias.conversation_id == conversation.id))
+            }
+            return OpenedConversation(
+                conversation_id=conversation.id,
+                buyer_alias=self.address_of(aliases[buyer_party.id]),
+                seller_alias=self.address_of(aliases[seller_party.id]),
+            )
+
+    async def route(self, local_part: str) -> Route | None:
+        """The route for mail to LOCAL@domain, or None for an alias nobody was given."""
+        async with self.session() as db:
+            alias = await db.get(Alias, local_part.lower())
+            if alias is None:
+                return None
+            conversation = await db.get(Conversation, alias.conversation_id)
+            other = await db.scalar(
+                select(Alias).where(Alias.conversation_id == conversation.id, Alias.local_part != alias.local_part)
+            )
+            to_seller = alias.party_id == conversation.seller_id
+            recipient, sender = (conversation.seller, conversation.buyer) if to_seller else (conversation.buyer, conversation.seller)
+            return Route(
+                conversation_id=conversation.id,
+                order_id=conversation.order_id,
+                category=conversation.category,
+                direction=BUYER_TO_SELLER if to_seller else SELLER_TO_BUYER,
+                recipient=_view(recipient),
+                sender=_view(sender),
+                recipient_alias=self.address_of(alias.local_part),
+                sender_alias=self.address_of(other.local_part),
+            )
+
+    # -- threads and the message log -----------------------------------------
+
+    async def thread_links(self, conversation_id: str, direction: str, ids: list[str]) -> dict[str, ThreadLink]:
+        """Translate message ids the sender's client wrote into the ids the recipient's client knows.
+
+        An id the recipient saw from the relay maps back to the sender's original,
+        and the sender's own original maps to the id the relay gave it. Ids the
+        relay never issued are absent from the result, so the caller drops them.
+        """
+        if not ids:
+            return {}
+        async with self.session() as db:
+            rows = await db.scalars(
+                select(MessageRecord).where(
+                    MessageRecord.conversation_id == conversation_id,
+                    MessageRecord.verdict == "forwarded",
+                    or_(MessageRecord.relay_message_id.in_(ids), MessageRecord.original_message_id.in_(ids)),
+                )
+            )
+            links: dict[str, ThreadLink] = {}
+            for row in rows:
+                sent_by = BUYER if row.direction == BUYER_TO_SELLER else SELLER
+                if row.direction != direction and row.relay_message_id in ids and row.original_message_id:
+                    links[row.relay_message_id] = ThreadLink(row.original_message_id, sent_by)
+                if row.direction == direction and row.original_message_id in ids and row.relay_message_id:
+                    links[row.original_message_id] = ThreadLink(row.relay_message_id, sent_by)
+            return links
+
+    async def record(self, decision: Decision) -> None:
+        async with self.session.begin() as db:
+            db.add(MessageRecord(**decision.__dict__, finished_at=utcnow()))
+
+    async def show(self, conversation_id: str) -> dict | None:
+        async with self.session() as db:
+            conversation = await db.get(Conversation, conversation_id)
+            if conversation is None:
+                return None
+            aliases = {a.party_id: self.address_of(a.local_part)
+                       for a in await db.scalars(select(Alias).where(Alias.conversation_id == conversation_id))}
+            messages = await db.scalars(
+                select(MessageRecord).where(MessageRecord.conversation_id == conversation_id).order_by(MessageRecord.id)
+            )
+
+            def party(p: Party) -> dict:
+                view = _view(p)
+                return {
+                    "address": view.address, "display_name": view.display_name, "locale": view.locale,
+                    "opted_out": view.opted_out, "alias": aliases[p.id],
+                    "sender_addresses": sorted(view.sender_addresses),
+                }
+
+            return {
+                "conversation_id": conversation.id,
+                "order_id": conversation.order_id,
+                "category": conversation.category,
+                "created_at": conversation.created_at.isoformat(),
+                "buyer": party(conversation.buyer),
+                "seller": party(conversation.seller),
+                "messages": [
+                    {
+                        "direction": m.direction, "verdict": m.verdict, "rule": m.rule, "reason": m.reason,
+                        "relay_message_id": m.relay_message_id, "original_message_id": m.original_message_id,
+                        "size_in": m.size_in, "size_out": m.size_out, "next_hop_reply": m.next_hop_reply,
+                        "received_at": m.received_at.isoformat(), "finished_at": m.finished_at.isoformat(),
+                    }
+                    for m in messages
+                ],
+            }

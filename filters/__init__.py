@@ -1,0 +1,1 @@
+"""Policy filters: each looks at a message and returns a verdict; none edits it."""

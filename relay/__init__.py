@@ -1,0 +1,1 @@
+"""marketplace-relay: the SMTP session, parsing, rewrite, forwarding and the command line."""

@@ -1,0 +1,154 @@
+"""The relay's configuration: one pydantic model, loaded once from relay.toml.
+
+Every key has a default, so an empty file (or none at all) is a working
+configuration for a single node on loopback. Unknown keys are errors: a typo
+in a mail gateway's config should stop it, not be silently ignored.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_PATH = Path("relay.toml")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(2525, ge=0, le=65535)
+    hostname: str = "relay.localhost"
+    """EHLO name and banner."""
+    max_message_size: int = Field(15_000_000, gt=0)
+    """Advertised with SIZE: 10 MB of attachments plus base64 overhead and headers."""
+    shutdown_grace: float = Field(30.0, ge=0)
+    """Seconds a begun transaction may take to finish after SIGTERM."""
+    session_timeout: float = Field(300.0, gt=0)
+    """RFC 5321 4.5.3.2.7: a server should wait at least 5 minutes for a command."""
+    workers: int = Field(0, ge=0)
+    """Processes that parse and rewrite messages; 0 means one per core."""
+
+
+class AliasesConfig(Section):
+    domain: str = "relay.localhost"
+    """Masked addresses live here."""
+
+    @field_validator("domain")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        if not value or "@" in value or any(c.isspace() for c in value):
+            raise ValueError("must be a bare domain name such as relay.example")
+        return value.lower()
+
+
+class DeliveryConfig(Section):
+    smarthost: str = "127.0.0.1:2526"
+    """Next hop for every outgoing message, HOST:PORT."""
+    timeout: float = Field(60.0, gt=0)
+
+    @field_validator("smarthost")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be HOST:PORT, for example 127.0.0.1:2526")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.smarthost.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.smarthost.rpartition(":")[2])
+
+
+class DatabaseConfig(Section):
+    url: str = "sqlite:///relay.db"
+    """A relative SQLite path is taken relative to the config file's folder."""
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+
+class LogConfig(Section):
+    format: Literal["json", "text"] = "json"
+    real_addresses: bool = False
+    """Real addresses appear in logs only when an operator opts in."""
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Config(Section):
+    server: ServerConfig = ServerConfig()
+    aliases: AliasesConfig = AliasesConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    log: LogConfig = LogConfig()
+    source: Path | None = Field(None, exclude=True)
+    """The file this configuration came from, if any."""
+
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path anchored at the config file."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and self.source is not None:
+            path = url[len(prefix):]
+            if path and path != ":memory:" and not Path(path).is_absolute():
+                return prefix + str((self.source.parent / path).resolve())
+        return url
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded as one line for the operator."""
+
+
+def _describe(error: dict) -> str:
+    loc = [str(part) for part in error["loc"]]
+    section, key = (loc[0], ".".join(loc[1:])) if len(loc) > 1 else (None, loc[0] if loc else "?")
+    where = f"[{section}] {key}" if section else key
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key" if section else f"[{where}]: unknown section"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message} (got {error.get('input')!r})"
+
+
+def resolve_path(explicit: str | None) -> Path | None:
+    """--config, then $RELAY_CONFIG, then ./relay.toml if it exists."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("RELAY_CONFIG"):
+        return Path(os.environ["RELAY_CONFIG"])
+    return DEFAULT_PATH if DEFAULT_PATH.exists() else None
+
+
+def load(explicit: str | None = None) -> Config:
+    path = resolve_path(explicit)
+    if path is None:
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    if "source" in data:
+        raise ConfigError(f"{path}: source: unknown key")
+    try:
+        return Config(**data, source=path.resolve())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = len(exc.errors()) - 1
+        suffix = f" (and {more} more)" if more else ""
+        raise ConfigError(f"{path}: {_describe(first)}{suffix}") from None

@@ -1,0 +1,159 @@
+"""MIME entities as bytes: split where the rewrite needs to look, keep the rest as it came.
+
+The stdlib parser reads every line of every part and its generator writes
+headers out again, refolded. The relay needs neither: it reads header blocks
+(with the stdlib's header parser, for Content-Type parameters), splits
+multiparts at their delimiters, and leaves every body it does not change as
+the exact bytes that arrived. That keeps attachments byte for byte and a
+10 MB message cheap.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+
+CRLF = b"\r\n"
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_FIELD_START = re.compile(rb"^(?=[^ \t\r\n])", re.MULTILINE)
+_header_parser = BytesHeaderParser(policy=compat32)
+
+
+@dataclass
+class Entity:
+    """One MIME entity: its raw header fields, the separator line, and its raw body."""
+
+    fields: list[tuple[str, bytes]]
+    """(lower-cased name, whole raw field including its line end), in order."""
+    separator: bytes
+    body: bytes
+
+    @cached_property
+    def headers(self) -> Message:
+        """The header block parsed by the stdlib, for reading parameters; never re-serialised."""
+        return _header_parser.parsebytes(b"".join(raw for _, raw in self.fields) + CRLF)
+
+    def first(self, name: str) -> bytes | None:
+        for field_name, raw in self.fields:
+            if field_name == name:
+                return raw
+        return None
+
+    def to_bytes(self) -> bytes:
+        return b"".join(raw for _, raw in self.fields) + self.separator + self.body
+
+
+def field_name(raw: bytes) -> str:
+    return raw.split(b":", 1)[0].strip().decode("ascii", "replace").lower()
+
+
+def field_value(raw: bytes) -> bytes:
+    """A field's value, unfolded, without the name and line end."""
+    value = raw.split(b":", 1)[1] if b":" in raw else b""
+    return re.sub(rb"\r?\n(?=[ \t])", b"", value).strip()
+
+
+def parse_entity(raw: bytes) -> Entity:
+    """Split an entity into header fields, separator and body. Never fails.
+
+    A block without a blank line is all header (RFC 5322 allows a message with
+    no body); a first line that is not a header field starts the body.
+    """
+    match = _HEADER_END.search(raw)
+    if raw.startswith((b"\r\n", b"\n")):
+        head, separator, body = b"", raw[: 2 if raw.startswith(b"\r\n") else 1], raw[2 if raw.startswith(b"\r\n") else 1:]
+    elif match:
+        line_end = raw[match.start(): match.start() + (2 if raw[match.start()] == 13 else 1)]
+        head, separator, body = raw[: match.start()] + line_end, raw[match.start() + len(line_end): match.end()], raw[match.end():]
+    else:
+        head, separator, body = raw, b"", b""
+    fields: list[tuple[str, bytes]] = []
+    for chunk in _FIELD_START.split(head):
+        if not chunk:
+            continue
+        if b":" not in chunk.split(b"\n", 1)[0]:
+            # Not a header field: what follows belongs to the body (RFC 5322 2.2).
+            at = head.index(chunk)
+            return Entity(fields, CRLF, head[at:] + separator + body)
+        fields.append((field_name(chunk), chunk if chunk.endswith(b"\n") else chunk + CRLF))
+    return Entity(fields, separator, body)
+
+
+@dataclass
+class Multipart:
+    """A multipart body cut at its delimiters; joining the pieces gives the bytes back."""
+
+    preamble: bytes
+    delimiters: list[bytes]
+    parts: list[bytes]
+    epilogue: bytes
+
+    def to_bytes(self) -> bytes:
+        out = [self.preamble]
+        for delimiter, part in zip(self.delimiters, self.parts):
+            out += [delimiter, part]
+        out.append(self.epilogue)
+        return b"".join(out)
+
+
+def split_multipart(body: bytes, boundary: bytes) -> Multipart | None:
+    """Cut a multipart body at its boundary, or None if the boundary never occurs.
+
+    A missing close delimiter (a truncated or broken message) leaves the rest
+    of the body as the last part, as mail clients read it.
+    """
+    pattern = re.compile(rb"(?:\A|\r?\n)--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
+    matches = list(pattern.finditer(body))
+    if not matches:
+        return None
+    preamble = body[: matches[0].start()]
+    delimiters: list[bytes] = []
+    parts: list[bytes] = []
+    epilogue = b""
+    for index, match in enumerate(matches):
+        if match.group(1):  # close delimiter: everything after is the epilogue
+            if delimiters:
+                # the close delimiter ends the last part; keep it with the epilogue
+                epilogue = body[match.start():]
+            else:
+                preamble, epilogue = body[: match.start()], body[match.start():]
+            break
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(body)
+        delimiters.append(body[match.start(): match.end()])
+        parts.append(body[match.end(): end])
+    return Multipart(preamble, delimiters, parts, epilogue)
+
+
+def decode_body(body: bytes, transfer_encoding: str) -> bytes | None:
+    """The body's octets, or None if its transfer encoding is unknown or broken."""
+    if transfer_encoding == "base64":
+        try:
+            compact = re.sub(rb"[^A-Za-z0-9+/]", b"", body)
+            return base64.b64decode(compact + b"=" * (-len(compact) % 4))
+        except (binascii.Error, ValueError):
+            return None
+    if transfer_encoding == "quoted-printable":
+        return binascii.a2b_qp(body)
+    if transfer_encoding in ("", "7bit", "8bit", "binary"):
+        return body
+    return None
+
+
+def encode_body(data: bytes, transfer_encoding: str) -> bytes:
+    if transfer_encoding == "base64":
+        encoded = base64.b64encode(data)
+        return CRLF.join(encoded[i: i + 76] for i in range(0, len(encoded), 76)) + CRLF
+    if transfer_encoding == "quoted-printable":
+        # b2a_qp keeps CRLF line ends but writes its soft breaks as bare LF
+        # when the text has no line end to copy; mail wants CRLF everywhere.
+        return re.sub(rb"(?<!\r)\n", CRLF, binascii.b2a_qp(data, istext=True))
+    return data
+
+
+def transfer_encoding(headers: Message) -> str:
+    return str(headers.get("content-transfer-encoding", "")).strip().lower()

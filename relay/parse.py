@@ -1,0 +1,49 @@
+"""The first look at a message's bytes: is it well-formed enough to handle, and which thread is it in?"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import mime
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_BARE_CR = re.compile(rb"\r(?!\n)")
+_MESSAGE_ID = re.compile(rb"<[^<>\s]{1,250}>")
+
+
+def line_end_problem(data: bytes) -> str | None:
+    """Why data is unsafe to pass on (RFC 5321 2.3.8; the SMTP smuggling class), or None.
+
+    aiosmtpd ends DATA only at CRLF.CRLF, but a bare LF or CR inside the data
+    could still be read as a line end by a later hop.
+    """
+    if b"\0" in data:
+        return "a NUL character"
+    if _BARE_LF.search(data):
+        return "a bare LF line end"
+    if _BARE_CR.search(data):
+        return "a bare CR"
+    return None
+
+
+@dataclass(frozen=True)
+class ThreadIds:
+    message_id: str | None
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+
+    @property
+    def all_referenced(self) -> list[str]:
+        return list(dict.fromkeys(self.in_reply_to + self.references))
+
+
+def _ids(raw: bytes | None) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    found = _MESSAGE_ID.findall(mime.field_value(raw))
+    return tuple(dict.fromkeys(i.decode("utf-8", "replace") for i in found))
+
+
+def thread_ids(entity: mime.Entity) -> ThreadIds:
+    own = _ids(entity.first("message-id"))
+    return ThreadIds(own[0] if own else None, _ids(entity.first("in-reply-to")), _ids(entity.first("references")))

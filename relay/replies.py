@@ -1,0 +1,47 @@
+"""Every SMTP reply the relay gives, by name, in one place to review what clients see."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Reply:
+    code: int
+    status: str  # RFC 3463 enhanced status code
+    text: str
+
+    def __call__(self, **details: str) -> str:
+        return f"{self.code} {self.status} {self.text.format(**details)}"
+
+    def __str__(self) -> str:
+        return self()
+
+    @property
+    def permanent(self) -> bool:
+        return self.code >= 500
+
+
+FORWARDED = Reply(250, "2.0.0", "Forwarded as {message_id}")
+RECIPIENT_OK = Reply(250, "2.1.5", "Recipient ok")
+
+RELAY_DENIED = Reply(550, "5.7.1", "Relay access denied: this server only accepts mail for its own aliases")
+UNKNOWN_ALIAS = Reply(550, "5.1.1", "No such alias: check the address you are replying to")
+NOT_COUNTERPART = Reply(
+    550, "5.7.1",
+    "This alias only accepts mail from the other party of its conversation; "
+    "send from the address the marketplace knows for you",
+)
+ONE_RECIPIENT = Reply(452, "4.5.3", "One alias per message: send to the other recipients in a new transaction")
+
+BARE_LINE_END = Reply(550, "5.6.0", "Message refused: it contains {problem}; lines must end with CRLF (RFC 5321 2.3.8)")
+MALFORMED = Reply(550, "5.6.0", "Message refused: {reason}")
+NOT_ANONYMISED = Reply(
+    550, "5.7.0", "Message refused: it could not be stripped of personal addresses (ref {ref}); please rephrase and resend"
+)
+
+NEXT_HOP_UNAVAILABLE = Reply(451, "4.4.1", "Next hop unavailable, message not accepted; try again later")
+NEXT_HOP_DEFERRED = Reply(451, "4.4.2", "Next hop deferred the message, not accepted; try again later")
+NEXT_HOP_REFUSED = Reply(550, "5.0.0", "The recipient's mail server refused the message: {answer}")
+
+INTERNAL_ERROR = Reply(451, "4.3.0", "Temporary local problem, try again later (ref {ref})")
+SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, try again later")

@@ -1,0 +1,208 @@
+"""The rewrite: a pure function from the message that arrived to the message that leaves.
+
+It edits and never decides. Every header it writes is built from validated
+parts (a display name from the store, an address the store knows, ids the
+relay made), never by re-serialising a header the sender wrote: Python 3.11.7
+predates the fixes for CVE-2023-27043, CVE-2024-6923 and gh-121284, and
+refolding an encoded display name can turn it into a second, real address.
+Headers the sender wrote pass an allow-list and are copied as raw bytes, or
+re-encoded from scratch when a real address had to come out of them.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+from dataclasses import dataclass
+from email.header import Header, decode_header, make_header
+from email.utils import formataddr, formatdate
+from urllib.parse import unquote_to_bytes
+
+from . import mime
+from .scrub import AddressScrubber
+
+MAX_DEPTH = 40
+TOP_LEVEL_KEPT = frozenset({
+    "subject", "date", "mime-version", "content-type", "content-transfer-encoding", "content-disposition",
+    "content-language", "content-description", "content-id", "auto-submitted",
+})
+PART_KEPT = frozenset({
+    "mime-version", "content-type", "content-transfer-encoding", "content-disposition", "content-language",
+    "content-description", "content-id",
+})
+# A forwarded message/rfc822 keeps the fields a reader needs to recognise it.
+EMBEDDED_KEPT = PART_KEPT | {"subject", "date", "from", "to", "cc"}
+_CID_REFERENCE = re.compile(rb"(?i)\bcid:([^\s\"'<>)]+)")
+
+
+class MalformedMessage(ValueError):
+    """Input the relay will not forward, with a reason fit for the sender."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the rewrite needs, decided beforehand by the store and the session."""
+
+    sender_name: str
+    sender_alias: str
+    recipient_address: str
+    message_id: str
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    scrubber: AddressScrubber
+    domain: str
+    cid_key: bytes
+    """Per-message secret: renamed Content-IDs cannot be traced back to the originals."""
+
+
+def clean_display_name(name: str) -> str:
+    """A display name with line breaks and every other control or format character removed."""
+    kept = "".join(" " if ch in "\r\n\t" else ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf") or ch in "\r\n\t")
+    return " ".join(kept.split())[:100]
+
+
+def rewrite(raw: bytes, plan: Plan) -> bytes:
+    entity = mime.parse_entity(raw)
+    fields = [_relay_fields(plan, has_date=entity.first("date") is not None)]
+    fields += _kept_fields(entity, TOP_LEVEL_KEPT, plan)
+    body = _rewrite_body(entity, plan, depth=0)
+    return b"".join(fields) + mime.CRLF + body
+
+
+def _header(name: str, value: str) -> bytes:
+    return f"{name}: {value}".encode("utf-8") + mime.CRLF
+
+
+def _relay_fields(plan: Plan, has_date: bool) -> bytes:
+    name = plan.scrubber.scrub_text(clean_display_name(plan.sender_name))
+    lines = [
+        _header("From", formataddr((name, plan.sender_alias), charset="utf-8")),
+        _header("To", plan.recipient_address),
+        _header("Message-ID", plan.message_id),
+    ]
+    if plan.in_reply_to:
+        lines.append(_header("In-Reply-To", " ".join(plan.in_reply_to)))
+    if plan.references:
+        lines.append(_header("References", "\r\n ".join(plan.references)))
+    if not has_date:
+        lines.append(_header("Date", formatdate(localtime=False, usegmt=True)))
+    return b"".join(lines)
+
+
+def _kept_fields(entity: mime.Entity, allowed: frozenset[str], plan: Plan) -> list[bytes]:
+    kept = []
+    for name, raw in entity.fields:
+        if name not in allowed:
+            continue
+        if name == "content-id":
+            kept.append(_header("Content-ID", _renamed_cid(mime.field_value(raw).decode("ascii", "replace"), plan)))
+        elif name == "content-type" and "@" in (boundary := entity.headers.get_boundary() or ""):
+            # Some mailers put their host name in the boundary; it goes like a Content-ID.
+            renamed = _renamed_boundary(boundary, plan).encode("ascii")
+            kept.append(_scrub_field(name, raw.replace(boundary.encode("utf-8", "surrogateescape"), renamed), plan.scrubber))
+        else:
+            kept.append(_scrub_field(name, raw, plan.scrubber))
+    return kept
+
+
+def _scrub_field(name: str, raw: bytes, scrubber: AddressScrubber) -> bytes:
+    """The field as it came, unless a real address is in it, plainly or in encoded words."""
+    if b"=?" not in raw:
+        return scrubber.scrub(raw)
+    value = mime.field_value(raw).decode("utf-8", "surrogateescape")
+    try:
+        decoded = str(make_header(decode_header(value)))
+    except (ValueError, LookupError, UnicodeError):
+        return scrubber.scrub(raw)
+    if not scrubber.found(decoded.encode("utf-8", "surrogateescape")):
+        return scrubber.scrub(raw)
+    title = raw.split(b":", 1)[0].decode("ascii", "replace").strip()
+    encoded = Header(scrubber.scrub_text(decoded), charset="utf-8", header_name=title).encode(linesep="\r\n")
+    return f"{title}: {encoded}".encode("ascii") + mime.CRLF
+
+
+def _renamed_cid(value: str, plan: Plan) -> str:
+    return f"<{_cid_token(value.strip().strip('<>').strip().encode('utf-8', 'surrogateescape'), plan)}@{plan.domain}>"
+
+
+def _cid_token(old: bytes, plan: Plan) -> str:
+    return hmac.new(plan.cid_key, old, hashlib.sha256).hexdigest()[:24]
+
+
+def _renamed_boundary(boundary: str, plan: Plan) -> str:
+    return "=_" + _cid_token(b"boundary:" + boundary.encode("utf-8", "surrogateescape"), plan)
+
+
+def _rewrite_body(entity: mime.Entity, plan: Plan, depth: int) -> bytes:
+    if depth > MAX_DEPTH:
+        raise MalformedMessage(f"MIME parts are nested more than {MAX_DEPTH} levels deep")
+    headers = entity.headers
+    content_type = headers.get_content_type()
+    if content_type.startswith("multipart/"):
+        return _rewrite_multipart(entity, headers, plan, depth)
+    if content_type == "message/rfc822":
+        return _transcode(entity.body, headers, lambda data: _rewrite_embedded(data, plan, depth))
+    if content_type.startswith("text/"):
+        charset = headers.get_content_charset() or "us-ascii"
+        html = content_type == "text/html"
+        return _transcode(entity.body, headers, lambda data: _scrub_text(data, charset, html, plan))
+    return entity.body  # a binary part leaves exactly as it came
+
+
+def _rewrite_multipart(entity: mime.Entity, headers, plan: Plan, depth: int) -> bytes:
+    boundary = headers.get_boundary()
+    multipart = mime.split_multipart(entity.body, boundary.encode("utf-8", "surrogateescape")) if boundary else None
+    if multipart is None:
+        # No usable boundary: a client would show this as text, so scrub it as text.
+        return plan.scrubber.scrub(entity.body)
+    if "@" in boundary:
+        old, new = boundary.encode("utf-8", "surrogateescape"), _renamed_boundary(boundary, plan).encode("ascii")
+        multipart.delimiters = [d.replace(old, new) for d in multipart.delimiters]
+        multipart.epilogue = multipart.epilogue.replace(old, new, 1)
+    multipart.preamble = plan.scrubber.scrub(multipart.preamble)
+    multipart.parts = [
+        _rewrite_part(mime.parse_entity(part), plan, depth + 1) for part in multipart.parts
+    ]
+    return multipart.to_bytes()
+
+
+def _rewrite_part(entity: mime.Entity, plan: Plan, depth: int) -> bytes:
+    fields = _kept_fields(entity, PART_KEPT, plan)
+    return b"".join(fields) + (entity.separator or mime.CRLF) + _rewrite_body(entity, plan, depth)
+
+
+def _rewrite_embedded(data: bytes, plan: Plan, depth: int) -> bytes:
+    entity = mime.parse_entity(data)
+    fields = _kept_fields(entity, EMBEDDED_KEPT, plan)
+    return b"".join(fields) + (entity.separator or mime.CRLF) + _rewrite_body(entity, plan, depth + 1)
+
+
+def _transcode(body: bytes, headers, change) -> bytes:
+    """Decode the transfer encoding, apply change, encode again only if something changed."""
+    encoding = mime.transfer_encoding(headers)
+    data = mime.decode_body(body, encoding)
+    if data is None:
+        return change(body)  # unknown or broken encoding: the best we can do is the raw text
+    changed = change(data)
+    return body if changed == data else mime.encode_body(changed, encoding)
+
+
+def _scrub_text(data: bytes, charset: str, html: bool, plan: Plan) -> bytes:
+    if charset.lower().startswith(("utf-16", "utf-32", "utf16", "utf32")):
+        try:
+            text = data.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            return plan.scrubber.scrub(data)
+        scrubbed = plan.scrubber.scrub_text(text)
+        if html:
+            scrubbed = _CID_REFERENCE.sub(lambda m: _cid_reference(m, plan), scrubbed.encode("utf-8")).decode("utf-8")
+        return data if scrubbed == text else scrubbed.encode(charset)
+    data = plan.scrubber.scrub(data)
+    if html:
+        data = _CID_REFERENCE.sub(lambda m: _cid_reference(m, plan), data)
+    return data
+
+
+def _cid_reference(match: re.Match, plan: Plan) -> bytes:
+    return b"cid:" + f"{_cid_token(unquote_to_bytes(match.group(1)), plan)}@{plan.domain}".encode("ascii")

@@ -1,0 +1,187 @@
+"""The SMTP side: who may talk to the relay, and an orderly stop.
+
+Decisions about the envelope are made here, as early as SMTP allows (RFC 5321,
+and Haraka's safe defaults): a recipient outside the alias domain, an unknown
+alias, or a sender who is not the alias's counterpart is refused at RCPT, so a
+refused message is never received at all.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from aliases import database
+from aliases.store import Store
+
+from . import replies, worker
+from .config import Config
+from .forward import Forwarder
+from .logs import DECISIONS, AddressLabels
+
+log = logging.getLogger(__name__)
+
+
+class RelaySession(SMTP):
+    """aiosmtpd's session, able to tell an idle client from one with a transaction under way."""
+
+    def __init__(self, handler: Gatekeeper, sessions: set[RelaySession], **kwargs):
+        super().__init__(handler, **kwargs)
+        self.receiving = False
+        self.sessions = sessions
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self.sessions.add(self)
+
+    def connection_lost(self, error) -> None:
+        self.sessions.discard(self)
+        super().connection_lost(error)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        # Stays set until the reply to the data has been written, so shutdown
+        # never cuts in between a message's arrival and its answer.
+        self.receiving = True
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self.receiving = False
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.receiving or (self.envelope is not None and self.envelope.mail_from is not None)
+
+    def close_with(self, reply: str) -> None:
+        """Say goodbye (421) and hang up, whatever the session was waiting for."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(reply.encode("ascii") + b"\r\n")
+            self.transport.close()
+        if self._handler_coroutine is not None:
+            self._handler_coroutine.cancel()
+
+
+class Gatekeeper:
+    """aiosmtpd handler hooks: EHLO, RCPT, DATA, and the reply for an unexpected error."""
+
+    def __init__(self, config: Config, store: Store, forwarder: Forwarder):
+        self.config = config
+        self.store = store
+        self.forwarder = forwarder
+        self.domain = config.aliases.domain
+        self.labels = AddressLabels(config.log.real_addresses)
+
+    async def handle_EHLO(self, server, session: Session, envelope: Envelope, hostname: str, responses: list[str]):
+        # aiosmtpd 1.4.6 handles pipelined commands in order but does not say so.
+        session.host_name = hostname
+        return responses[:-1] + ["250-PIPELINING", responses[-1]]
+
+    async def handle_RCPT(self, server, session: Session, envelope: Envelope, address: str, options: list[str]):
+        reply, route = await self._recipient_verdict(envelope, address)
+        if route is None or reply is not replies.RECIPIENT_OK:
+            # An outside address may be somebody's real one; an alias is safe to show.
+            at_home = address.lower().endswith("@" + self.domain)
+            DECISIONS.info("refused", extra={
+                "stage": "rcpt", "reply": str(reply), "recipient": address if at_home else self.labels(address),
+                "sender": self.labels(envelope.mail_from), "conversation": route.conversation_id if route else None,
+            })
+            return str(reply)
+        envelope.route = route
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return str(reply)
+
+    async def _recipient_verdict(self, envelope: Envelope, address: str):
+        if envelope.rcpt_tos:
+            return replies.ONE_RECIPIENT, None
+        local, _, domain = address.rpartition("@")
+        if domain.lower() != self.domain:
+            return replies.RELAY_DENIED, None
+        route = await self.store.route(local)
+        if route is None:
+            return replies.UNKNOWN_ALIAS, None
+        if (envelope.mail_from or "").lower() not in route.sender.sender_addresses:
+            return replies.NOT_COUNTERPART, route
+        return replies.RECIPIENT_OK, route
+
+    async def handle_DATA(self, server, session: Session, envelope: Envelope):
+        return await self.forwarder.handle(envelope.route, envelope.original_content, envelope.smtp_utf8)
+
+    async def handle_exception(self, error: Exception) -> str:
+        # aiosmtpd's default answer is "500 Error: (Type) text": permanent, and it shows internals.
+        ref = uuid.uuid4().hex[:12]
+        log.error("session error", exc_info=error, extra={"ref": ref})
+        return replies.INTERNAL_ERROR(ref=ref)
+
+
+class Relay:
+    """The running relay: listening socket, sessions, store and rewrite workers."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.engine = database.create_engine(config.database_url())
+        self.store = Store(self.engine, config.aliases.domain)
+        self.sessions: set[RelaySession] = set()
+        self._pool: ProcessPoolExecutor | None = None
+        self.forwarder = Forwarder(config, self.store, self.executor)
+        self.gatekeeper = Gatekeeper(config, self.store, self.forwarder)
+        self.server: asyncio.AbstractServer | None = None
+
+    def executor(self) -> ProcessPoolExecutor:
+        if self._pool is None or getattr(self._pool, "_broken", False):
+            workers = self.config.server.workers or os.cpu_count() or 1
+            # spawn, not fork: the parent holds an event loop, database threads and sockets.
+            self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def _session(self) -> RelaySession:
+        server = self.config.server
+        return RelaySession(
+            self.gatekeeper, self.sessions,
+            hostname=server.hostname, ident="marketplace-relay", data_size_limit=server.max_message_size,
+            enable_SMTPUTF8=True, decode_data=False, timeout=server.session_timeout,
+        )
+
+    async def start(self) -> None:
+        await database.prepare(self.engine, self.config.database_url())
+        await asyncio.get_running_loop().run_in_executor(self.executor(), worker.warm_up)
+        self.server = await asyncio.get_running_loop().create_server(
+            self._session, host=self.config.server.host, port=self.config.server.port,
+        )
+        log.info("listening", extra={"address": self.address, "domain": self.config.aliases.domain,
+                                      "next_hop": self.config.delivery.smarthost})
+
+    @property
+    def address(self) -> str:
+        host, port = self.server.sockets[0].getsockname()[:2]
+        return f"{host}:{port}"
+
+    @property
+    def port(self) -> int:
+        return self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop accepting; let begun transactions finish within the grace period; then close."""
+        grace = self.config.server.shutdown_grace
+        if self.server is not None:
+            self.server.close()
+        log.info("stopping", extra={"sessions": len(self.sessions), "grace_seconds": grace})
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.sessions:
+            late = loop.time() >= deadline
+            for session in list(self.sessions):
+                if late or not session.in_transaction:
+                    session.close_with(replies.SHUTTING_DOWN())
+                    self.sessions.discard(session)
+            await asyncio.sleep(0.05)
+        if self.server is not None:
+            await self.server.wait_closed()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        await self.engine.dispose()
+        log.info("stopped")

@@ -1,0 +1,153 @@
+"""Real parts on loopback: the relay in the test's own event loop, an aiosmtpd sink as next hop.
+
+The sink records what arrives and can fail on cue, as aiosmtplib's own test
+servers do. Waits poll with a deadline; nothing sleeps to synchronise.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+from aiosmtpd.smtp import SMTP
+
+from aliases.store import OpenedConversation
+from relay.config import Config
+from relay.server import Relay
+
+DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).parent.parent
+BUYER = "ann.buyer@example.com"
+SELLER = "orders@seller-shop.example"
+SELLER_DOMAIN = "seller-shop.example"
+DEADLINE = 10.0
+
+
+async def eventually(predicate, timeout: float = DEADLINE, what: str = "condition"):
+    """Poll until predicate() is truthy, or fail after timeout seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+
+
+@dataclass
+class Sink:
+    """The next hop: records every message; answers with queued failures first."""
+
+    messages: list[Received] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    server: asyncio.AbstractServer | None = None
+    hold: asyncio.Event | None = None
+
+    @property
+    def port(self) -> int:
+        return self.server.sockets[0].getsockname()[1]
+
+    def fail_next(self, count: int, reply: str = "451 4.3.0 Try again later") -> None:
+        self.failures.extend([reply] * count)
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.hold is not None:
+            await self.hold.wait()
+        if self.failures:
+            return self.failures.pop(0)
+        self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 2.0.0 Ok: queued"
+
+    async def start(self, port: int = 0) -> Sink:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            lambda: SMTP(self, hostname="sink.localhost", enable_SMTPUTF8=True, data_size_limit=None),
+            host="127.0.0.1", port=port,
+        )
+        return self
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def wait_for(self, count: int, timeout: float = DEADLINE) -> list[Received]:
+        await eventually(lambda: len(self.messages) >= count, timeout, f"{count} message(s) at the sink")
+        return self.messages
+
+
+@pytest.fixture
+async def sink():
+    s = await Sink().start()
+    yield s
+    await s.stop()
+
+
+def make_config(tmp_path: Path, sink_port: int, **sections) -> Config:
+    base = {
+        "server": {"host": "127.0.0.1", "port": 0, "workers": 1, "shutdown_grace": 5},
+        "delivery": {"smarthost": f"127.0.0.1:{sink_port}", "timeout": 5},
+        "database": {"url": f"sqlite:///{tmp_path / 'relay.db'}"},
+        "aliases": {"domain": "relay.test"},
+        "log": {"format": "json"},
+    }
+    for name, values in sections.items():
+        base[name] = {**base.get(name, {}), **values}
+    return Config(**base)
+
+
+@pytest.fixture
+async def relay(tmp_path, sink):
+    r = Relay(make_config(tmp_path, sink.port))
+    await r.start()
+    yield r
+    await r.stop()
+
+
+async def open_conversation(relay: Relay, **kwargs) -> OpenedConversation:
+    args = {"buyer": BUYER, "seller": SELLER, "order_id": "A-1001", **kwargs}
+    return await relay.store.open_conversation(args.pop("buyer"), args.pop("seller"), **args)
+
+
+@pytest.fixture
+async def conversation(relay):
+    return await open_conversation(relay, buyer_name="Ann Buyer", seller_name="Seller Shop")
+
+
+async def send(relay: Relay, sender: str, recipient: str, message: bytes | str, **options) -> aiosmtplib.SMTPResponse:
+    """One SMTP transaction to the relay; returns the DATA reply, raises on refusal."""
+    if isinstance(message, str):
+        message = message.encode("utf-8")
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.port, timeout=30, start_tls=False) as client:
+        errors, text = await client.sendmail(sender, [recipient], message, **options)
+        return text
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "relay.cli", *args], capture_output=True, text=True, timeout=60,
+        env={**os.environ, **(env or {})}, cwd=cwd or ROOT,
+    )
+
+
+def fixture_text(name: str) -> str:
+    return (DATA / name).read_bytes().decode("utf-8", "surrogateescape")
+
+
+def crlf(text: str) -> bytes:
+    """A message as it travels over SMTP: CRLF line ends."""
+    return text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8", "surrogateescape")
