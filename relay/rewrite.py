@@ -33,6 +33,7 @@ PART_KEPT = frozenset({
 })
 # A forwarded message/rfc822 keeps the fields a reader needs to recognise it.
 EMBEDDED_KEPT = PART_KEPT | {"subject", "date", "from", "to", "cc"}
+_LONG_LINE = re.compile(rb"[^\r\n]{999}")
 _CID_REFERENCE = re.compile(rb"(?i)\bcid:([^\s\"'<>)]+)")
 
 
@@ -64,10 +65,13 @@ def clean_display_name(name: str) -> str:
 
 def rewrite(raw: bytes, plan: Plan) -> bytes:
     entity = mime.parse_entity(raw)
-    fields = [_relay_fields(plan, has_date=entity.first("date") is not None)]
-    fields += _kept_fields(entity, TOP_LEVEL_KEPT, plan)
-    body = _rewrite_body(entity, plan, depth=0)
-    return b"".join(fields) + mime.CRLF + body
+    return _relay_fields(plan, has_date=entity.first("date") is not None) + _rewrite_entity(entity, TOP_LEVEL_KEPT, plan, 0)
+
+
+def _rewrite_entity(entity: mime.Entity, allowed: frozenset[str], plan: Plan, depth: int) -> bytes:
+    body, new_encoding = _rewrite_body(entity, plan, depth)
+    fields = _kept_fields(entity, allowed, plan, new_encoding)
+    return b"".join(fields) + (entity.separator or mime.CRLF) + body
 
 
 def _header(name: str, value: str) -> bytes:
@@ -90,10 +94,10 @@ def _relay_fields(plan: Plan, has_date: bool) -> bytes:
     return b"".join(lines)
 
 
-def _kept_fields(entity: mime.Entity, allowed: frozenset[str], plan: Plan) -> list[bytes]:
+def _kept_fields(entity: mime.Entity, allowed: frozenset[str], plan: Plan, new_encoding: str | None) -> list[bytes]:
     kept = []
     for name, raw in entity.fields:
-        if name not in allowed:
+        if name not in allowed or (new_encoding and name == "content-transfer-encoding"):
             continue
         if name == "content-id":
             kept.append(_header("Content-ID", _renamed_cid(mime.field_value(raw).decode("ascii", "replace"), plan)))
@@ -103,6 +107,8 @@ def _kept_fields(entity: mime.Entity, allowed: frozenset[str], plan: Plan) -> li
             kept.append(_scrub_field(name, raw.replace(boundary.encode("utf-8", "surrogateescape"), renamed), plan.scrubber))
         else:
             kept.append(_scrub_field(name, raw, plan.scrubber))
+    if new_encoding:
+        kept.append(_header("Content-Transfer-Encoding", new_encoding))
     return kept
 
 
@@ -134,20 +140,26 @@ def _renamed_boundary(boundary: str, plan: Plan) -> str:
     return "=_" + _cid_token(b"boundary:" + boundary.encode("utf-8", "surrogateescape"), plan)
 
 
-def _rewrite_body(entity: mime.Entity, plan: Plan, depth: int) -> bytes:
+def _rewrite_body(entity: mime.Entity, plan: Plan, depth: int) -> tuple[bytes, str | None]:
+    """The new body, and a new transfer encoding if the body needed one."""
     if depth > MAX_DEPTH:
         raise MalformedMessage(f"MIME parts are nested more than {MAX_DEPTH} levels deep")
     headers = entity.headers
     content_type = headers.get_content_type()
     if content_type.startswith("multipart/"):
-        return _rewrite_multipart(entity, headers, plan, depth)
+        return _rewrite_multipart(entity, headers, plan, depth), None
     if content_type == "message/rfc822":
-        return _transcode(entity.body, headers, lambda data: _rewrite_embedded(data, plan, depth))
+        return _transcode(entity.body, headers, lambda data: _rewrite_embedded(data, plan, depth)), None
     if content_type.startswith("text/"):
         charset = headers.get_content_charset() or "us-ascii"
         html = content_type == "text/html"
-        return _transcode(entity.body, headers, lambda data: _scrub_text(data, charset, html, plan))
-    return entity.body  # a binary part leaves exactly as it came
+        body = _transcode(entity.body, headers, lambda data: _scrub_text(data, charset, html, plan))
+        if mime.transfer_encoding(headers) in ("", "7bit", "8bit", "binary") and _LONG_LINE.search(body):
+            # Clients (Outlook's HTML, for one) write lines longer than RFC 5322's
+            # 998; the next hop may refuse them, quoted-printable folds them safely.
+            return mime.encode_body(body, "quoted-printable"), "quoted-printable"
+        return body, None
+    return entity.body, None  # a binary part leaves exactly as it came
 
 
 def _rewrite_multipart(entity: mime.Entity, headers, plan: Plan, depth: int) -> bytes:
@@ -162,20 +174,13 @@ def _rewrite_multipart(entity: mime.Entity, headers, plan: Plan, depth: int) -> 
         multipart.epilogue = multipart.epilogue.replace(old, new, 1)
     multipart.preamble = plan.scrubber.scrub(multipart.preamble)
     multipart.parts = [
-        _rewrite_part(mime.parse_entity(part), plan, depth + 1) for part in multipart.parts
+        _rewrite_entity(mime.parse_entity(part), PART_KEPT, plan, depth + 1) for part in multipart.parts
     ]
     return multipart.to_bytes()
 
 
-def _rewrite_part(entity: mime.Entity, plan: Plan, depth: int) -> bytes:
-    fields = _kept_fields(entity, PART_KEPT, plan)
-    return b"".join(fields) + (entity.separator or mime.CRLF) + _rewrite_body(entity, plan, depth)
-
-
 def _rewrite_embedded(data: bytes, plan: Plan, depth: int) -> bytes:
-    entity = mime.parse_entity(data)
-    fields = _kept_fields(entity, EMBEDDED_KEPT, plan)
-    return b"".join(fields) + (entity.separator or mime.CRLF) + _rewrite_body(entity, plan, depth + 1)
+    return _rewrite_entity(mime.parse_entity(data), EMBEDDED_KEPT, plan, depth + 1)
 
 
 def _transcode(body: bytes, headers, change) -> bytes:

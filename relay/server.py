@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 class RelaySession(SMTP):
     """aiosmtpd's session, able to tell an idle client from one with a transaction under way."""
 
+    # RFC 5321 says 1000, but clients (Outlook's HTML, for one) write longer
+    # lines and Postfix takes them; the rewrite folds them before they leave.
+    line_length_limit = 64 * 1024
+
     def __init__(self, handler: Gatekeeper, sessions: set[RelaySession], **kwargs):
         super().__init__(handler, **kwargs)
         self.receiving = False

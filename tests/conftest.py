@@ -46,6 +46,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     content: bytes
+    mail_options: list[str]
 
 
 @dataclass
@@ -69,7 +70,8 @@ class Sink:
             await self.hold.wait()
         if self.failures:
             return self.failures.pop(0)
-        self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
+                                      list(envelope.mail_options)))
         return "250 2.0.0 Ok: queued"
 
     async def start(self, port: int = 0) -> Sink:

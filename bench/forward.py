@@ -1,0 +1,232 @@
+"""Forward-path benchmark: how fast the relay turns a buyer's message into one at the next hop.
+
+Starts the relay as a subprocess (so its memory is its own), an aiosmtpd sink in this
+process as the next hop, and C clients on loopback sending N messages between them.
+Prints messages per second, p50/p99 latency from the client starting the SMTP
+transaction (MAIL FROM, so RCPT's alias lookup is included) to arrival at the sink,
+and the relay's peak RSS, with and without its rewrite worker processes.
+
+    .venv/bin/python bench/forward.py --messages 200 --size 2k --concurrency 20
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import math
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import aiosmtplib
+from aiosmtpd.smtp import SMTP
+
+BUYER, SELLER = "ann@example.com", "shop@seller-shop.example"
+DEADLINE = 60.0
+TOKEN = re.compile(rb"(?m)^Subject: bench (\d+)\r?$")
+FILLER = "The parcel arrived today but the box was dented; please check it."
+
+
+def parse_size(text: str) -> int:
+    """2048, 2k or 100K (k = 1024 bytes)."""
+    text = text.strip().lower()
+    return int(text[:-1]) * 1024 if text.endswith("k") else int(text)
+
+
+def build_message(token: int, alias: str, size: int, attachment: bool) -> bytes:
+    """About `size` bytes, CRLF line ends, lines under 78 characters, the buyer's address once in the body."""
+    head = (f"From: Ann <{BUYER}>\r\nTo: <{alias}>\r\nSubject: bench {token}\r\n"
+            f"Date: Mon, 1 Dec 2025 10:00:00 +0000\r\nMessage-ID: <bench-{token}@example.com>\r\nMIME-Version: 1.0\r\n")
+    text = f"Hello,\r\n\r\nplease answer me at {BUYER} about my order.\r\n\r\n"
+    if not attachment:
+        start = head + "Content-Type: text/plain; charset=us-ascii\r\n\r\n" + text
+        count = max(0, (size - len(start)) // len(f"00000 {FILLER}\r\n"))
+        return (start + "".join(f"{i:05d} {FILLER}\r\n" for i in range(count))).encode("ascii")
+    boundary = "bench-boundary-0123456789"
+    skeleton = (head + f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'
+                f"--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n{text}\r\n"
+                f'--{boundary}\r\nContent-Type: application/pdf; name="invoice.pdf"\r\n'
+                f'Content-Disposition: attachment; filename="invoice.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+                "{}\r\n--" + boundary + "--\r\n")
+    room = max(0, size - len(skeleton) - 10)  # base64 in 76-character lines: 78 bytes carry 57
+    encoded = base64.b64encode(b"%PDF-1.4\n" + random.Random(token).randbytes(room * 57 // 78)).decode("ascii")
+    return skeleton.replace("{}", "\r\n".join(encoded[i:i + 76] for i in range(0, len(encoded), 76))).encode("ascii")
+
+
+class Sink:
+    """The next hop: notes when each benchmark message arrives, keyed by the token in its Subject."""
+
+    def __init__(self):
+        self.arrivals: dict[int, float] = {}
+
+    async def handle_DATA(self, server, session, envelope):
+        now = time.perf_counter()
+        content = envelope.original_content
+        match = TOKEN.search(content, 0, content.find(b"\r\n\r\n"))
+        if match:
+            self.arrivals[int(match.group(1))] = now
+        return "250 OK"
+
+
+def descendants(pid: int) -> list[int]:
+    """All processes below pid, via /proc/<pid>/task/*/children (the relay's rewrite workers)."""
+    found, todo = [], [pid]
+    while todo and len(found) < 1000:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                kids = [int(k) for k in task.read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+def status_kb(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass  # the process ended between listing and reading
+    return 0
+
+
+class RssSampler(threading.Thread):
+    """Samples VmRSS of the relay and of relay + workers every 50 ms; a thread, so a busy event loop cannot delay it."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.stop, self.main_peak, self.total_peak = pid, threading.Event(), 0, 0
+
+    def run(self):
+        while not self.stop.is_set():
+            main = status_kb(self.pid, "VmRSS")
+            total = main + sum(status_kb(child, "VmRSS") for child in descendants(self.pid))
+            self.main_peak, self.total_peak = max(self.main_peak, main), max(self.total_peak, total)
+            self.stop.wait(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_until_listening(port: int, proc: subprocess.Popen, log: Path) -> None:
+    end = time.monotonic() + DEADLINE
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"relay exited with {proc.returncode} before listening:\n{log.read_text()[-2000:]}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            if time.monotonic() > end:
+                raise SystemExit(f"relay not listening on {port} after {DEADLINE}s")
+            await asyncio.sleep(0.05)
+
+
+async def client(port: int, alias: str, batch: list[tuple[int, bytes]], starts: dict[int, float]) -> None:
+    """One connection, its share of messages one after another; any refusal raises."""
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=DEADLINE, start_tls=False) as smtp:
+        for token, data in batch:
+            starts[token] = time.perf_counter()
+            await smtp.sendmail(BUYER, [alias], data)
+
+
+async def run(args, tmp: Path) -> dict:
+    loop, sink = asyncio.get_running_loop(), Sink()
+    server = await loop.create_server(
+        lambda: SMTP(sink, hostname="sink", enable_SMTPUTF8=True, data_size_limit=None), "127.0.0.1", 0)
+    sink_port, port = server.sockets[0].getsockname()[1], free_port()
+    config, log = tmp / "relay.toml", tmp / "relay.log"
+    config.write_text(
+        f'[server]\nhost = "127.0.0.1"\nport = {port}\nworkers = {args.workers}\nshutdown_grace = 5\n'
+        f'[delivery]\nsmarthost = "127.0.0.1:{sink_port}"\n[database]\nurl = "sqlite:///{tmp / "relay.db"}"\n'
+        f'[aliases]\ndomain = "relay.test"\n[log]\nformat = "json"\nlevel = "WARNING"\n')
+    cli = [sys.executable, "-m", "relay.cli", "--config", str(config)]
+    opened = subprocess.run([*cli, "conversation", "open", "--buyer", BUYER, "--seller", SELLER],
+                            capture_output=True, text=True, timeout=DEADLINE, cwd=tmp)
+    if opened.returncode:
+        raise SystemExit(f"conversation open failed: {opened.stderr}")
+    alias = json.loads(opened.stdout)["seller_alias"]
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen([*cli, "serve"], stdout=log_file, stderr=subprocess.STDOUT, cwd=tmp, start_new_session=True)
+    sampler = RssSampler(proc.pid)
+    try:
+        await wait_until_listening(port, proc, log)
+        sampler.start()
+        messages = [(t, build_message(t, alias, args.size, args.attachment)) for t in range(args.messages)]
+        starts: dict[int, float] = {}
+        begin = time.perf_counter()
+        await asyncio.gather(*(client(port, alias, messages[c::args.concurrency], starts)
+                               for c in range(args.concurrency)))
+        end = time.monotonic() + DEADLINE
+        while len(sink.arrivals) < args.messages and time.monotonic() < end:
+            await asyncio.sleep(0.01)
+        missing = sorted(set(range(args.messages)) - set(sink.arrivals))
+        if missing:
+            raise SystemExit(f"{len(missing)} of {args.messages} messages never reached the sink, e.g. {missing[:10]}")
+        elapsed = max(sink.arrivals.values()) - begin
+        hwm = status_kb(proc.pid, "VmHWM")
+    finally:
+        sampler.stop.set()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(proc.wait, 15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        server.close()
+    if proc.returncode != 0 or log.stat().st_size:
+        print(f"relay exit {proc.returncode}; log:\n{log.read_text()[-3000:]}", file=sys.stderr)
+    latencies = sorted((sink.arrivals[t] - starts[t]) * 1000 for t in range(args.messages))
+    return {
+        "size": args.size, "attachment": args.attachment, "concurrency": args.concurrency,
+        "messages": args.messages, "workers": args.workers, "bytes_per_message": len(messages[0][1]),
+        "msgs_per_s": round(args.messages / elapsed, 1),
+        "p50_ms": round(latencies[math.ceil(0.50 * len(latencies)) - 1], 1),  # nearest rank
+        "p99_ms": round(latencies[math.ceil(0.99 * len(latencies)) - 1], 1),
+        "relay_peak_rss_mb": round(sampler.main_peak / 1024, 1),
+        "relay_plus_workers_peak_rss_mb": round(sampler.total_peak / 1024, 1),
+        "relay_vmhwm_mb": round(hwm / 1024, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--size", type=parse_size, default=2048, help="bytes; 2k = 2048")
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=0, help="relay rewrite processes; 0 = one per core")
+    parser.add_argument("--attachment", action="store_true", help="bulk of the size as a base64 PDF attachment")
+    parser.add_argument("--json", action="store_true", help="also print the result as one JSON line")
+    args = parser.parse_args()
+    if args.messages < 1 or not 1 <= args.concurrency <= args.messages:
+        parser.error("need 1 <= concurrency <= messages")
+    with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
+        result = asyncio.run(run(args, Path(tmp)))
+    r = result
+    print(f"size={r['size']} concurrency={r['concurrency']} messages={r['messages']} msgs/s={r['msgs_per_s']} "
+          f"p50_ms={r['p50_ms']} p99_ms={r['p99_ms']} relay_peak_rss_mb={r['relay_peak_rss_mb']} "
+          f"relay_plus_workers_peak_rss_mb={r['relay_plus_workers_peak_rss_mb']} relay_vmhwm_mb={r['relay_vmhwm_mb']} "
+          f"(attachment={r['attachment']} bytes={r['bytes_per_message']} workers={r['workers']}; "
+          "latency: client send start (MAIL FROM) to sink arrival)")
+    if args.json:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
