@@ -101,32 +101,47 @@ class Multipart:
         return b"".join(out)
 
 
+def _delimiters(body: bytes, boundary: bytes):
+    """(start, end, is_close) of each delimiter line, found with bytes.find: a regex
+    anchored at line starts scans a 10 MB attachment far more slowly."""
+    marker = b"--" + boundary
+    position = 0
+    while (found := body.find(marker, position)) != -1:
+        position = found + len(marker)
+        if found and body[found - 1] != 10:  # not at the start of a line
+            continue
+        end = position
+        is_close = body[end:end + 2] == b"--"
+        end += 2 if is_close else 0
+        while end < len(body) and body[end] in b" \t":
+            end += 1
+        if end < len(body) and body[end] not in b"\r\n":
+            continue  # "--boundary" followed by more text: not a delimiter
+        end += 2 if body[end:end + 2] == b"\r\n" else 1 if end < len(body) else 0
+        start = found - (2 if body[found - 2:found] == b"\r\n" else 1 if found else 0)
+        yield start, end, is_close
+        if is_close:
+            return
+
+
 def split_multipart(body: bytes, boundary: bytes) -> Multipart | None:
     """Cut a multipart body at its boundary, or None if the boundary never occurs.
 
     A missing close delimiter (a truncated or broken message) leaves the rest
     of the body as the last part, as mail clients read it.
     """
-    pattern = re.compile(rb"(?:\A|\r?\n)--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
-    matches = list(pattern.finditer(body))
-    if not matches:
+    found = list(_delimiters(body, boundary))
+    if not found:
         return None
-    preamble = body[: matches[0].start()]
-    delimiters: list[bytes] = []
-    parts: list[bytes] = []
-    epilogue = b""
-    for index, match in enumerate(matches):
-        if match.group(1):  # close delimiter: everything after is the epilogue
-            if delimiters:
-                # the close delimiter ends the last part; keep it with the epilogue
-                epilogue = body[match.start():]
-            else:
-                preamble, epilogue = body[: match.start()], body[match.start():]
+    multipart = Multipart(body[: found[0][0]], [], [], b"")
+    for index, (start, end, is_close) in enumerate(found):
+        if is_close:
+            multipart.epilogue = body[start:]  # the close delimiter and whatever follows it
             break
-        end = matches[index + 1].start() if index + 1 < len(matches) else len(body)
-        delimiters.append(body[match.start(): match.end()])
-        parts.append(body[match.end(): end])
-    return Multipart(preamble, delimiters, parts, epilogue)
+        part_end = found[index + 1][0] if index + 1 < len(found) else len(body)
+        multipart.delimiters.append(body[start:end])
+        multipart.parts.append(body[end:part_end])
+    return multipart
 
 
 def decode_body(body: bytes, transfer_encoding: str) -> bytes | None:
