@@ -74,7 +74,9 @@ def parse_entity(raw: bytes) -> Entity:
         head, separator, body = raw, b"", b""
     fields: list[tuple[str, bytes]] = []
     for chunk in _FIELD_START.split(head):
-        if not chunk:
+        if not chunk or (not fields and chunk[:1] in b" \t\r\n"):
+            # A continuation line before the first field belongs to nothing;
+            # readers skip it as a defect, and so does the relay.
             continue
         if b":" not in chunk.split(b"\n", 1)[0]:
             # Not a header field: what follows belongs to the body (RFC 5322 2.2).

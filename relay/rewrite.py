@@ -148,9 +148,10 @@ def _rewrite_body(entity: mime.Entity, plan: Plan, depth: int) -> tuple[bytes, s
     content_type = headers.get_content_type()
     if content_type.startswith("multipart/"):
         return _rewrite_multipart(entity, headers, plan, depth), None
-    if content_type == "message/rfc822":
+    if content_type in ("message/rfc822", "message/global"):
         return _transcode(entity.body, headers, lambda data: _rewrite_embedded(data, plan, depth)), None
-    if content_type.startswith("text/"):
+    if content_type.startswith(("text/", "message/")):
+        # message/delivery-status, message/disposition-notification and the like are text with addresses in it.
         charset = headers.get_content_charset() or "us-ascii"
         html = content_type == "text/html"
         body = _transcode(entity.body, headers, lambda data: _scrub_text(data, charset, html, plan))
