@@ -34,16 +34,19 @@ def _quoted(value) -> str:
     return repr(text) if (not text or any(c.isspace() for c in text)) else text
 
 
-def configure(format: str, level: str = "INFO", stream=None) -> None:
-    handler = logging.StreamHandler(stream or sys.stderr)
+def formatter(format: str) -> logging.Formatter:
     if format == "json":
-        handler.setFormatter(JsonFormatter(
+        return JsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger", "message": "event"},
             datefmt="%Y-%m-%dT%H:%M:%S%z",
-        ))
-    else:
-        handler.setFormatter(TextFormatter())
+        )
+    return TextFormatter()
+
+
+def configure(format: str, level: str = "INFO", stream=None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter(format))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
