@@ -94,5 +94,7 @@ class MessageRecord(Base):
     rule: Mapped[str | None] = mapped_column(String(50))
     reason: Mapped[str | None] = mapped_column(Text)
     next_hop_reply: Mapped[str | None] = mapped_column(Text)
+    unsolicited: Mapped[bool] = mapped_column(Boolean, default=False)
+    """A seller's message that answers nothing the buyer sent: these are counted per day."""
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

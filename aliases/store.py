@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -79,6 +79,15 @@ class Decision:
     rule: str | None = None
     reason: str | None = None
     next_hop_reply: str | None = None
+    unsolicited: bool = False
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What has happened in a conversation so far, for the opt-out and over-messaging rules."""
+
+    buyer_has_written: bool
+    unsolicited_last_day: int
 
 
 def _view(party: Party) -> PartyView:
@@ -240,6 +249,17 @@ class Store:
                     links[row.original_message_id] = ThreadLink(row.relay_message_id, sent_by)
             return links
 
+    async def activity(self, conversation_id: str) -> Activity:
+        forwarded = select(func.count()).select_from(MessageRecord).where(
+            MessageRecord.conversation_id == conversation_id, MessageRecord.verdict == "forwarded")
+        async with self.session() as db:
+            from_buyer = await db.scalar(forwarded.where(MessageRecord.direction == BUYER_TO_SELLER))
+            unsolicited = await db.scalar(forwarded.where(
+                MessageRecord.direction == SELLER_TO_BUYER, MessageRecord.unsolicited.is_(True),
+                MessageRecord.finished_at > utcnow() - timedelta(hours=24),
+            ))
+        return Activity(buyer_has_written=bool(from_buyer), unsolicited_last_day=unsolicited or 0)
+
     async def record(self, decision: Decision) -> None:
         async with self.session.begin() as db:
             db.add(MessageRecord(**decision.__dict__, finished_at=utcnow()))
@@ -275,6 +295,7 @@ class Store:
                         "direction": m.direction, "verdict": m.verdict, "rule": m.rule, "reason": m.reason,
                         "relay_message_id": m.relay_message_id, "original_message_id": m.original_message_id,
                         "size_in": m.size_in, "size_out": m.size_out, "next_hop_reply": m.next_hop_reply,
+                        "unsolicited": m.unsolicited,
                         "received_at": m.received_at.isoformat(), "finished_at": m.finished_at.isoformat(),
                     }
                     for m in messages

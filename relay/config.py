@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from filters.settings import FiltersConfig
+
 DEFAULT_PATH = Path("relay.toml")
 
 
@@ -88,12 +90,27 @@ class LogConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class NoticesConfig(Section):
+    from_name: str = "Marketplace Messaging"
+    from_local_part: str = "mailer-daemon"
+    """Notices come from "<from_name>" <from_local_part@[aliases] domain>, with the null envelope sender."""
+
+    @field_validator("from_name", "from_local_part")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if any(ord(c) < 32 or c in "<>@\"" for c in value) or not value.strip():
+            raise ValueError("must be a non-empty single line without <, >, @ or quotes")
+        return value.strip()
+
+
 class Config(Section):
     server: ServerConfig = ServerConfig()
     aliases: AliasesConfig = AliasesConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     database: DatabaseConfig = DatabaseConfig()
     log: LogConfig = LogConfig()
+    filters: FiltersConfig = FiltersConfig()
+    notices: NoticesConfig = NoticesConfig()
     source: Path | None = Field(None, exclude=True)
     """The file this configuration came from, if any."""
 
@@ -114,7 +131,8 @@ class ConfigError(Exception):
 
 def _describe(error: dict) -> str:
     loc = [str(part) for part in error["loc"]]
-    section, key = (loc[0], ".".join(loc[1:])) if len(loc) > 1 else (None, loc[0] if loc else "?")
+    tables = 2 if loc[:1] == ["filters"] and len(loc) > 2 else 1  # [filters.links] is a table of its own
+    section, key = (".".join(loc[:tables]), ".".join(loc[tables:])) if len(loc) > 1 else (None, loc[0] if loc else "?")
     where = f"[{section}] {key}" if section else key
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown key" if section else f"[{where}]: unknown section"

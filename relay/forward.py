@@ -1,7 +1,8 @@
 """One message's way through the relay, after the session accepted its recipient.
 
-check the bytes -> translate thread ids (store) -> rewrite in a worker -> leak check
--> next hop -> message log and log line -> the reply the client sees.
+check the bytes -> thread ids and conversation facts (store) -> read, judge and
+rewrite in a worker -> bounce with a notice, or leak check and next hop ->
+message log and log line -> the reply the client sees.
 """
 from __future__ import annotations
 
@@ -16,18 +17,23 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from aliases.store import Decision, Route, Store
+from aliases.store import BUYER, Decision, Route, Store, ThreadLink
+from bounces import notice
+from filters.view import Facts
 
 from . import delivery, mime, replies
 from .config import Config
+from .leaks import leaked_addresses
 from .logs import DECISIONS, AddressLabels
 from .names import display_name
-from .parse import line_end_problem, thread_ids
+from .parse import ThreadIds, line_end_problem, thread_ids
 from .rewrite import MalformedMessage, Plan
 from .scrub import AddressScrubber
+from .view import decoded_header
 from .worker import Outgoing, prepare
 
 log = logging.getLogger(__name__)
+NULL_SENDER = "<>"
 
 
 @dataclass
@@ -41,6 +47,20 @@ class Outcome:
     relay_message_id: str | None = None
     size_out: int | None = None
     next_hop_reply: str | None = None
+    unsolicited: bool = False
+    notice: str | None = None
+    """What became of the notice to the sender: sent, failed, or why none was sent."""
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A message as the session received it."""
+
+    route: Route
+    raw: bytes
+    envelope_from: str
+    smtputf8: bool
+    received_at: datetime
 
 
 class Forwarder:
@@ -50,22 +70,23 @@ class Forwarder:
         self.executor = executor
         self.labels = AddressLabels(config.log.real_addresses)
 
-    async def handle(self, route: Route, raw: bytes, smtputf8: bool) -> str:
-        started, received_at = time.monotonic(), datetime.now(timezone.utc)
+    async def handle(self, route: Route, raw: bytes, envelope_from: str, smtputf8: bool) -> str:
+        started = time.monotonic()
+        arrival = Arrival(route, raw, envelope_from, smtputf8, datetime.now(timezone.utc))
         ids = None
         try:
-            entity = mime.parse_entity(raw)
-            ids = thread_ids(entity)
-            outcome = await self._decide_and_send(route, raw, ids, smtputf8)
+            ids = thread_ids(mime.parse_entity(raw))
+            outcome = await self._decide(arrival, ids)
         except Exception:
             ref = uuid.uuid4().hex[:12]
             log.exception("message handling failed", extra={"ref": ref, "conversation": route.conversation_id})
             outcome = Outcome(replies.INTERNAL_ERROR(ref=ref), "failed", "internal_error", f"internal error, ref {ref}")
         await self.store.record(Decision(
             conversation_id=route.conversation_id, direction=route.direction, size_in=len(raw),
-            verdict=outcome.verdict, received_at=received_at, relay_message_id=outcome.relay_message_id,
+            verdict=outcome.verdict, received_at=arrival.received_at, relay_message_id=outcome.relay_message_id,
             original_message_id=ids.message_id if ids else None, size_out=outcome.size_out,
             rule=outcome.rule, reason=outcome.reason, next_hop_reply=outcome.next_hop_reply,
+            unsolicited=outcome.unsolicited,
         ))
         DECISIONS.info(outcome.verdict, extra={
             "conversation": route.conversation_id, "direction": route.direction,
@@ -73,21 +94,29 @@ class Forwarder:
             "sender": self.labels(route.sender.address), "recipient": self.labels(route.recipient.address),
             "size": len(raw), "size_out": outcome.size_out, "verdict": outcome.verdict, "rule": outcome.rule,
             "reason": outcome.reason, "message_id": outcome.relay_message_id, "next_hop": outcome.next_hop_reply,
-            "reply": outcome.reply, "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            "notice": outcome.notice, "reply": outcome.reply,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
         })
         return outcome.reply
 
-    async def _decide_and_send(self, route: Route, raw: bytes, ids, smtputf8: bool) -> Outcome:
-        problem = line_end_problem(raw)
+    async def _decide(self, arrival: Arrival, ids: ThreadIds) -> Outcome:
+        route = arrival.route
+        problem = line_end_problem(arrival.raw)
         if problem:
             return Outcome(replies.BARE_LINE_END(problem=problem), "refused", "bare_line_end", problem)
 
         links = await self.store.thread_links(route.conversation_id, route.direction, ids.all_referenced)
+        facts = await self._facts(route, links)
         plan = self._plan(route, ids, links)
         try:
-            outgoing = await self._prepare(raw, plan)
+            outgoing = await self._prepare(arrival.raw, plan, facts, route.recipient.locale)
         except MalformedMessage as exc:
             return Outcome(replies.MALFORMED(reason=str(exc)), "refused", "malformed", str(exc))
+
+        unsolicited = route.direction == "seller_to_buyer" and not facts.replies_to_buyer
+        bounce = outgoing.judgement.bounce
+        if bounce:
+            return await self._bounce(arrival, outgoing, bounce.rule, bounce.reason, bounce.snippet)
         if outgoing.leaks:
             ref = uuid.uuid4().hex[:12]
             log.error("rewrite left a real address in the message; not forwarded",
@@ -97,25 +126,42 @@ class Forwarder:
         answer = await delivery.send(
             self.config.delivery, envelope_from=route.sender_alias, recipients=[route.recipient.address],
             message=outgoing.message, helo=self.config.server.hostname,
-            smtputf8=smtputf8 or not route.recipient.address.isascii(),
+            smtputf8=arrival.smtputf8 or not route.recipient.address.isascii(),
         )
         common = dict(relay_message_id=plan.message_id, size_out=len(outgoing.message), next_hop_reply=answer.text)
-        if answer.accepted:
-            return Outcome(replies.FORWARDED(message_id=plan.message_id), "forwarded", **common)
-        if answer.permanent:
-            return Outcome(replies.NEXT_HOP_REFUSED(answer=answer.text[:200]), "refused", "next_hop_refused", answer.text, **common)
-        reply = replies.NEXT_HOP_DEFERRED if answer.text[:1] == "4" else replies.NEXT_HOP_UNAVAILABLE
-        return Outcome(reply(), "failed", "next_hop_unavailable", answer.text, **common)
+        if not answer.accepted:
+            if answer.permanent:
+                return Outcome(replies.NEXT_HOP_REFUSED(answer=answer.text[:200]), "refused", "next_hop_refused",
+                               answer.text, **common)
+            reply = replies.NEXT_HOP_DEFERRED if answer.text[:1] == "4" else replies.NEXT_HOP_UNAVAILABLE
+            return Outcome(reply(), "failed", "next_hop_unavailable", answer.text, **common)
+        outcome = Outcome(replies.FORWARDED(message_id=plan.message_id), "forwarded", unsolicited=unsolicited, **common)
+        if outgoing.removed:
+            outcome.rule = "attachment_removed"
+            outcome.reason = "; ".join(f"{v.rule}: {v.reason}" for v in outgoing.judgement.strips)
+            blocked = self._blocked(arrival, outgoing, "attachment_removed", outcome.reason, None)
+            outcome.notice = await self._send_notice(arrival, outgoing, blocked)
+        return outcome
 
-    def _plan(self, route: Route, ids, links) -> Plan:
+    async def _facts(self, route: Route, links: dict[str, ThreadLink]) -> Facts:
+        activity = await self.store.activity(route.conversation_id)
+        return Facts(
+            direction=route.direction,
+            conversation_aliases=frozenset({route.sender_alias, route.recipient_alias}),
+            party_addresses=route.sender.sender_addresses | route.recipient.sender_addresses,
+            category=route.category,
+            buyer_opted_out=route.recipient.role == BUYER and route.recipient.opted_out,
+            buyer_has_written=activity.buyer_has_written,
+            replies_to_buyer=any(link.sent_by == BUYER for link in links.values()),
+            unsolicited_last_day=activity.unsolicited_last_day,
+            alias_domain=self.config.aliases.domain,
+        )
+
+    def _plan(self, route: Route, ids: ThreadIds, links: dict[str, ThreadLink]) -> Plan:
         def translated(id_list):
             return tuple(links[i].translated for i in id_list if i in links)
 
         domain = self.config.aliases.domain
-        scrubber = AddressScrubber({
-            **{address: route.sender_alias for address in route.sender.sender_addresses},
-            **{address: route.recipient_alias for address in route.recipient.sender_addresses},
-        })
         return Plan(
             sender_name=display_name(route.sender, route.recipient.locale),
             sender_alias=route.sender_alias,
@@ -123,16 +169,62 @@ class Forwarder:
             message_id=f"<{secrets.token_hex(12)}@{domain}>",
             in_reply_to=translated(ids.in_reply_to),
             references=translated(ids.references),
-            scrubber=scrubber,
+            scrubber=AddressScrubber({
+                **{address: route.sender_alias for address in route.sender.sender_addresses},
+                **{address: route.recipient_alias for address in route.recipient.sender_addresses},
+            }),
             domain=domain,
             cid_key=secrets.token_bytes(16),
         )
 
-    async def _prepare(self, raw: bytes, plan: Plan) -> Outgoing:
+    async def _prepare(self, raw: bytes, plan: Plan, facts: Facts, recipient_locale: str) -> Outgoing:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.executor(), prepare, raw, plan)
+            return await loop.run_in_executor(
+                self.executor(), prepare, raw, plan, self.config.filters, facts, recipient_locale)
         except BrokenProcessPool:
             # A worker died (killed, out of memory); the next call gets a fresh pool.
             log.error("rewrite worker died; restarting the pool")
             raise
+
+    # -- notices -------------------------------------------------------------
+
+    async def _bounce(self, arrival: Arrival, outgoing: Outgoing, rule: str, reason: str, snippet) -> Outcome:
+        blocked = self._blocked(arrival, outgoing, rule, reason, snippet)
+        if arrival.envelope_from == NULL_SENDER or outgoing.auto_submitted:
+            # RFC 3834: never answer automatic mail automatically; say no in the session instead.
+            return Outcome(replies.BLOCKED(reason=reason[:200]), "bounced", rule, reason,
+                           notice="none: null sender or Auto-Submitted")
+        sent = await self._send_notice(arrival, outgoing, blocked)
+        if sent != "sent":
+            return Outcome(replies.NOTICE_DEFERRED(), "failed", rule, reason, notice=sent)
+        return Outcome(replies.BOUNCED(rule=rule), "bounced", rule, reason, notice=sent)
+
+    def _blocked(self, arrival: Arrival, outgoing: Outgoing, rule: str, reason: str, snippet) -> notice.Blocked:
+        date = decoded_header(mime.parse_entity(arrival.raw).first("date")) or arrival.received_at.strftime(
+            "%a, %d %b %Y %H:%M:%S +0000")
+        return notice.Blocked(subject=outgoing.subject, date=date, order_id=arrival.route.order_id, rule=rule,
+                              reason=reason, snippet=snippet, removed=outgoing.removed)
+
+    async def _send_notice(self, arrival: Arrival, outgoing: Outgoing, blocked: notice.Blocked) -> str:
+        if arrival.envelope_from == NULL_SENDER or outgoing.auto_submitted:
+            return "none: null sender or Auto-Submitted"
+        route = arrival.route
+        recipient_only = AddressScrubber({a: route.recipient_alias for a in route.recipient.sender_addresses})
+        headers = recipient_only.scrub(mime.parse_entity(arrival.raw).header_block)
+        domain = self.config.aliases.domain
+        message = notice.build(
+            blocked=blocked, sender=notice.Sender(arrival.envelope_from, route.sender.locale),
+            recipient_role=route.recipient.role, recipient_alias=route.recipient_alias,
+            original_headers=headers.decode("utf-8", "replace"),
+            from_name=self.config.notices.from_name, from_address=f"{self.config.notices.from_local_part}@{domain}",
+            reporting_mta=self.config.server.hostname,
+        )
+        if leaked_addresses(message, recipient_only):
+            log.error("notice would show the recipient's address; not sent", extra={"conversation": route.conversation_id})
+            return "failed: notice not anonymised"
+        answer = await delivery.send(self.config.delivery, envelope_from="", recipients=[arrival.envelope_from],
+                                     message=message, helo=self.config.server.hostname,
+                                     smtputf8=not arrival.envelope_from.isascii())
+        return "sent" if answer.accepted else f"failed: {answer.text}"
+

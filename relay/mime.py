@@ -19,6 +19,12 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 CRLF = b"\r\n"
+MAX_DEPTH = 40
+
+
+class MalformedMessage(ValueError):
+    """Input the relay will not forward, with a reason fit for the sender."""
+
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _FIELD_START = re.compile(rb"^(?=[^ \t\r\n])", re.MULTILINE)
 _header_parser = BytesHeaderParser(policy=compat32)
@@ -33,10 +39,14 @@ class Entity:
     separator: bytes
     body: bytes
 
+    @property
+    def header_block(self) -> bytes:
+        return b"".join(raw for _, raw in self.fields)
+
     @cached_property
     def headers(self) -> Message:
         """The header block parsed by the stdlib, for reading parameters; never re-serialised."""
-        return _header_parser.parsebytes(b"".join(raw for _, raw in self.fields) + CRLF)
+        return _header_parser.parsebytes(self.header_block + CRLF)
 
     def first(self, name: str) -> bytes | None:
         for field_name, raw in self.fields:

@@ -39,6 +39,10 @@ NOT_ANONYMISED = Reply(
     550, "5.7.0", "Message refused: it could not be stripped of personal addresses (ref {ref}); please rephrase and resend"
 )
 
+BOUNCED = Reply(250, "2.0.0", "Received but not delivered (rule {rule}); a notice explaining why has been sent to you")
+BLOCKED = Reply(550, "5.7.1", "Message not delivered: {reason}")
+NOTICE_DEFERRED = Reply(451, "4.4.1", "Message not delivered and its notice could not be sent yet; try again later")
+
 NEXT_HOP_UNAVAILABLE = Reply(451, "4.4.1", "Next hop unavailable, message not accepted; try again later")
 NEXT_HOP_DEFERRED = Reply(451, "4.4.2", "Next hop deferred the message, not accepted; try again later")
 NEXT_HOP_REFUSED = Reply(550, "5.0.0", "The recipient's mail server refused the message: {answer}")

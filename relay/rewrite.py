@@ -20,9 +20,13 @@ from email.utils import formataddr, formatdate
 from urllib.parse import unquote_to_bytes
 
 from . import mime
+from .mime import MAX_DEPTH, MalformedMessage  # noqa: F401  (MalformedMessage is part of this module's interface)
 from .scrub import AddressScrubber
 
-MAX_DEPTH = 40
+CONTENT_FIELDS = frozenset({
+    "content-type", "content-transfer-encoding", "content-disposition", "content-language", "content-description",
+    "content-id",
+})
 TOP_LEVEL_KEPT = frozenset({
     "subject", "date", "mime-version", "content-type", "content-transfer-encoding", "content-disposition",
     "content-language", "content-description", "content-id", "auto-submitted",
@@ -35,10 +39,6 @@ PART_KEPT = frozenset({
 EMBEDDED_KEPT = PART_KEPT | {"subject", "date", "from", "to", "cc"}
 _LONG_LINE = re.compile(rb"[^\r\n]{999}")
 _CID_REFERENCE = re.compile(rb"(?i)\bcid:([^\s\"'<>)]+)")
-
-
-class MalformedMessage(ValueError):
-    """Input the relay will not forward, with a reason fit for the sender."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,10 @@ class Plan:
     domain: str
     cid_key: bytes
     """Per-message secret: renamed Content-IDs cannot be traced back to the originals."""
+    stripped: frozenset[str] = frozenset()
+    """Ids of the parts the filters removed ("0" is the whole body, "0.2" the second part...)."""
+    note: str | None = None
+    """A plain note for the recipient, added as a last part, saying what was removed."""
 
 
 def clean_display_name(name: str) -> str:
@@ -65,11 +69,24 @@ def clean_display_name(name: str) -> str:
 
 def rewrite(raw: bytes, plan: Plan) -> bytes:
     entity = mime.parse_entity(raw)
-    return _relay_fields(plan, has_date=entity.first("date") is not None) + _rewrite_entity(entity, TOP_LEVEL_KEPT, plan, 0)
+    relay_fields = _relay_fields(plan, has_date=entity.first("date") is not None)
+    if plan.note is None:
+        return relay_fields + _rewrite_entity(entity, TOP_LEVEL_KEPT, plan, 0, "0")
+    # The note goes in a multipart/mixed around whatever the message was: the
+    # top-level Content-* fields move down to the part that keeps the body.
+    outer = b"".join(_kept_fields(entity, TOP_LEVEL_KEPT - CONTENT_FIELDS, plan, None))
+    boundary = "=_note_" + _cid_token(b"note", plan)
+    parts = [] if "0" in plan.stripped else [_rewrite_entity(entity, CONTENT_FIELDS, plan, 0, "0")]
+    parts.append(_header("Content-Type", 'text/plain; charset="utf-8"') + _header("Content-Transfer-Encoding", "base64")
+                 + mime.CRLF + mime.encode_body(plan.note.encode("utf-8"), "base64"))
+    delimiter = f"--{boundary}".encode("ascii")
+    body = b"".join(delimiter + mime.CRLF + part + mime.CRLF for part in parts) + delimiter + b"--" + mime.CRLF
+    return (relay_fields + outer + _header("MIME-Version", "1.0") * (entity.first("mime-version") is None)
+            + _header("Content-Type", f'multipart/mixed; boundary="{boundary}"') + mime.CRLF + body)
 
 
-def _rewrite_entity(entity: mime.Entity, allowed: frozenset[str], plan: Plan, depth: int) -> bytes:
-    body, new_encoding = _rewrite_body(entity, plan, depth)
+def _rewrite_entity(entity: mime.Entity, allowed: frozenset[str], plan: Plan, depth: int, part_id: str) -> bytes:
+    body, new_encoding = _rewrite_body(entity, plan, depth, part_id)
     fields = _kept_fields(entity, allowed, plan, new_encoding)
     return b"".join(fields) + (entity.separator or mime.CRLF) + body
 
@@ -140,16 +157,16 @@ def _renamed_boundary(boundary: str, plan: Plan) -> str:
     return "=_" + _cid_token(b"boundary:" + boundary.encode("utf-8", "surrogateescape"), plan)
 
 
-def _rewrite_body(entity: mime.Entity, plan: Plan, depth: int) -> tuple[bytes, str | None]:
+def _rewrite_body(entity: mime.Entity, plan: Plan, depth: int, part_id: str) -> tuple[bytes, str | None]:
     """The new body, and a new transfer encoding if the body needed one."""
     if depth > MAX_DEPTH:
         raise MalformedMessage(f"MIME parts are nested more than {MAX_DEPTH} levels deep")
     headers = entity.headers
     content_type = headers.get_content_type()
     if content_type.startswith("multipart/"):
-        return _rewrite_multipart(entity, headers, plan, depth), None
+        return _rewrite_multipart(entity, headers, plan, depth, part_id), None
     if content_type in ("message/rfc822", "message/global"):
-        return _transcode(entity.body, headers, lambda data: _rewrite_embedded(data, plan, depth)), None
+        return _transcode(entity.body, headers, lambda data: _rewrite_embedded(data, plan, depth, part_id)), None
     if content_type.startswith(("text/", "message/")):
         # message/delivery-status, message/disposition-notification and the like are text with addresses in it.
         charset = headers.get_content_charset() or "us-ascii"
@@ -163,7 +180,7 @@ def _rewrite_body(entity: mime.Entity, plan: Plan, depth: int) -> tuple[bytes, s
     return entity.body, None  # a binary part leaves exactly as it came
 
 
-def _rewrite_multipart(entity: mime.Entity, headers, plan: Plan, depth: int) -> bytes:
+def _rewrite_multipart(entity: mime.Entity, headers, plan: Plan, depth: int, part_id: str) -> bytes:
     boundary = headers.get_boundary()
     multipart = mime.split_multipart(entity.body, boundary.encode("utf-8", "surrogateescape")) if boundary else None
     if multipart is None:
@@ -174,14 +191,17 @@ def _rewrite_multipart(entity: mime.Entity, headers, plan: Plan, depth: int) -> 
         multipart.delimiters = [d.replace(old, new) for d in multipart.delimiters]
         multipart.epilogue = multipart.epilogue.replace(old, new, 1)
     multipart.preamble = plan.scrubber.scrub(multipart.preamble)
-    multipart.parts = [
-        _rewrite_entity(mime.parse_entity(part), PART_KEPT, plan, depth + 1) for part in multipart.parts
-    ]
+    kept = [(delimiter, f"{part_id}.{index + 1}", part)
+            for index, (delimiter, part) in enumerate(zip(multipart.delimiters, multipart.parts))
+            if f"{part_id}.{index + 1}" not in plan.stripped]
+    multipart.delimiters = [delimiter for delimiter, _, _ in kept]
+    multipart.parts = [_rewrite_entity(mime.parse_entity(part), PART_KEPT, plan, depth + 1, child_id)
+                       for _, child_id, part in kept]
     return multipart.to_bytes()
 
 
-def _rewrite_embedded(data: bytes, plan: Plan, depth: int) -> bytes:
-    return _rewrite_entity(mime.parse_entity(data), EMBEDDED_KEPT, plan, depth + 1)
+def _rewrite_embedded(data: bytes, plan: Plan, depth: int, part_id: str) -> bytes:
+    return _rewrite_entity(mime.parse_entity(data), EMBEDDED_KEPT, plan, depth + 1, part_id + ".m")
 
 
 def _transcode(body: bytes, headers, change) -> bytes:

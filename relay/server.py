@@ -108,12 +108,16 @@ class Gatekeeper:
         route = await self.store.route(local)
         if route is None:
             return replies.UNKNOWN_ALIAS, None
-        if (envelope.mail_from or "").lower() not in route.sender.sender_addresses:
+        sender = (envelope.mail_from or "").lower()
+        # <> is how mail servers report on a message: a delivery report about a
+        # forward comes back to the alias that was its envelope sender.
+        if sender != "<>" and sender not in route.sender.sender_addresses:
             return replies.NOT_COUNTERPART, route
         return replies.RECIPIENT_OK, route
 
     async def handle_DATA(self, server, session: Session, envelope: Envelope):
-        return await self.forwarder.handle(envelope.route, envelope.original_content, envelope.smtp_utf8)
+        return await self.forwarder.handle(envelope.route, envelope.original_content, envelope.mail_from,
+                                           envelope.smtp_utf8)
 
     async def handle_exception(self, error: Exception) -> str:
         # aiosmtpd's default answer is "500 Error: (Type) text": permanent, and it shows internals.
@@ -152,7 +156,7 @@ class Relay:
 
     async def start(self) -> None:
         await database.prepare(self.engine, self.config.database_url())
-        await asyncio.get_running_loop().run_in_executor(self.executor(), worker.warm_up)
+        await asyncio.get_running_loop().run_in_executor(self.executor(), worker.warm_up, self.config.filters)
         self.server = await asyncio.get_running_loop().create_server(
             self._session, host=self.config.server.host, port=self.config.server.port,
         )

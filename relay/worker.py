@@ -1,23 +1,57 @@
-"""The CPU-bound part of handling a message, run in a worker process off the SMTP event loop."""
+"""The CPU-bound part of handling a message, run in a worker process off the SMTP event loop:
+read it (view), judge it (filters), rewrite it, and look for leaks."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from bounces.texts import removal_note
+from filters.pipeline import Pipeline
+from filters.settings import FiltersConfig
+from filters.verdict import Judgement
+from filters.view import Facts
+
+from . import view
 from .leaks import leaked_addresses
 from .rewrite import Plan, rewrite
+
+_pipelines: dict[str, Pipeline] = {}
+
+
+def _pipeline(config: FiltersConfig) -> Pipeline:
+    """One pipeline per configuration and process: phrase lists and the suffix list load once."""
+    key = config.model_dump_json()
+    if key not in _pipelines:
+        _pipelines[key] = Pipeline(config)
+    return _pipelines[key]
 
 
 @dataclass(frozen=True)
 class Outgoing:
-    message: bytes
-    leaks: list[str]
+    judgement: Judgement
+    subject: str
+    auto_submitted: bool
+    message: bytes | None = None
+    """The rewritten message; None when the judgement is a bounce."""
+    leaks: tuple[str, ...] = ()
     """Real addresses still readable in `message`; the message must not leave if any."""
+    removed: tuple[tuple[str, str], ...] = ()
+    """(filename, rule) of the attachments the filters stripped."""
 
 
-def prepare(raw: bytes, plan: Plan) -> Outgoing:
+def prepare(raw: bytes, plan: Plan, filters: FiltersConfig, facts: Facts, recipient_locale: str) -> Outgoing:
+    seen = view.build(raw)
+    judgement = _pipeline(filters).judge(seen, facts)
+    outcome = Outgoing(judgement, seen.subject, seen.auto_submitted)
+    if judgement.bounce:
+        return outcome
+    names = {a.id: a.filename for a in seen.attachments}
+    removed = tuple((names[i], v.rule) for v in judgement.strips for i in v.attachments)
+    if removed:
+        plan = replace(plan, stripped=judgement.stripped_ids, note=removal_note(recipient_locale, list(removed)))
     message = rewrite(raw, plan)
-    return Outgoing(message, leaked_addresses(message, plan.scrubber))
+    return replace(outcome, message=message, leaks=tuple(leaked_addresses(message, plan.scrubber)), removed=removed)
 
 
-def warm_up() -> bool:
+def warm_up(filters: FiltersConfig) -> bool:
+    _pipeline(filters)
     return True

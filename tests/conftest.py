@@ -112,9 +112,19 @@ def make_config(tmp_path: Path, sink_port: int, **sections) -> Config:
     return Config(**base)
 
 
+NO_POLICY = {rule: {"enabled": False} for rule in
+             ("attachments", "optout", "links", "contact", "promotion", "review", "frequency")}
+
+
 @pytest.fixture
-async def relay(tmp_path, sink):
-    r = Relay(make_config(tmp_path, sink.port))
+def relay_sections() -> dict:
+    """Config sections for the `relay` fixture; a test module overrides this to change them."""
+    return {}
+
+
+@pytest.fixture
+async def relay(tmp_path, sink, relay_sections):
+    r = Relay(make_config(tmp_path, sink.port, **relay_sections))
     await r.start()
     yield r
     await r.stop()

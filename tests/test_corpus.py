@@ -12,9 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from filters.settings import FiltersConfig
+from filters.view import Facts
 from relay.rewrite import MalformedMessage, Plan
 from relay.scrub import AddressScrubber
 from relay.worker import prepare
+
+NO_FILTERS = FiltersConfig(**{rule: {"enabled": False} for rule in FiltersConfig.model_fields})
+ALL_FILTERS = FiltersConfig(**{rule: {"directions": ["seller_to_buyer"]} for rule in FiltersConfig.model_fields})
+FACTS = Facts(direction="seller_to_buyer", conversation_aliases=frozenset(), party_addresses=frozenset())
 
 CORPUS = sorted((Path(__file__).parent / "data" / "corpus").glob("*.eml"))
 
@@ -50,11 +56,14 @@ def test_corpus_message_is_rewritten_without_leaking(path):
     raw = as_transmitted(path)
     addresses = party_addresses(raw)
     try:
-        outgoing = prepare(raw, plan_for(addresses))
+        outgoing = prepare(raw, plan_for(addresses), NO_FILTERS, FACTS, "en")
     except MalformedMessage:
         return  # refused with a reason: acceptable for broken input, a crash is not
-    assert outgoing.leaks == []
+    assert outgoing.leaks == ()
     assert binary_payloads(outgoing.message) == binary_payloads(raw)
+    # Every filter reads it too, without crashing, whatever it decides.
+    judged = prepare(raw, plan_for(addresses), ALL_FILTERS, FACTS, "en")
+    assert judged.judgement.bounce or judged.leaks == ()
 
 
 def test_the_corpus_is_there():
@@ -65,4 +74,4 @@ def test_hostile_nesting_is_refused_not_crashed():
     depth = 200
     head = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i) for i in range(depth))
     with pytest.raises(MalformedMessage, match="nested more than"):
-        prepare(b"Subject: deep\r\n" + head + b"\r\ntext\r\n", plan_for([]))
+        prepare(b"Subject: deep\r\n" + head + b"\r\ntext\r\n", plan_for([]), NO_FILTERS, FACTS, "en")

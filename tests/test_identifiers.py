@@ -8,8 +8,16 @@ import zlib
 from email.message import EmailMessage
 from email.policy import default as default_policy
 
-from conftest import BUYER, SELLER, SELLER_DOMAIN, fixture_text, crlf, send
+import pytest
 
+from conftest import NO_POLICY, BUYER, SELLER, SELLER_DOMAIN, fixture_text, crlf, send
+
+
+
+@pytest.fixture
+def relay_sections():
+    """The rewrite alone: these messages (real clients' output) hold links the policy would bounce."""
+    return {"filters": NO_POLICY}
 
 def tiny_png(marker: bytes = b"") -> bytes:
     """A valid 1x1 PNG, with an optional text chunk so tests can tell images apart."""
