@@ -27,8 +27,8 @@ class ServerConfig(Section):
     port: int = Field(2525, ge=0, le=65535)
     hostname: str = "relay.localhost"
     """EHLO name and banner."""
-    max_message_size: int = Field(15_000_000, gt=0)
-    """Advertised with SIZE: 10 MB of attachments plus base64 overhead and headers."""
+    max_message_size: int = Field(0, ge=0)
+    """Advertised with SIZE; 0 means derived from [filters.attachments] max_total_bytes."""
     shutdown_grace: float = Field(30.0, ge=0)
     """Seconds a begun transaction may take to finish after SIGTERM."""
     session_timeout: float = Field(300.0, gt=0)
@@ -113,6 +113,18 @@ class Config(Section):
     notices: NoticesConfig = NoticesConfig()
     source: Path | None = Field(None, exclude=True)
     """The file this configuration came from, if any."""
+
+    def size_limit(self) -> int:
+        """The SIZE the server advertises and enforces at MAIL FROM.
+
+        Attachments travel base64-encoded in 76-character lines (x 1.37); 4 MB
+        more leaves room for text, HTML and headers. A message just over the
+        attachment limit still arrives, so its sender can get a notice instead
+        of a bare 552.
+        """
+        if self.server.max_message_size:
+            return self.server.max_message_size
+        return int(self.filters.attachments.max_total_bytes * 4 / 3 * 78 / 76) + 4_000_000
 
     def database_url(self) -> str:
         """The database URL with a relative SQLite path anchored at the config file."""

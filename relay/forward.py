@@ -203,14 +203,18 @@ class Forwarder:
     def _blocked(self, arrival: Arrival, outgoing: Outgoing, rule: str, reason: str, snippet) -> notice.Blocked:
         date = decoded_header(mime.parse_entity(arrival.raw).first("date")) or arrival.received_at.strftime(
             "%a, %d %b %Y %H:%M:%S +0000")
-        return notice.Blocked(subject=outgoing.subject, date=date, order_id=arrival.route.order_id, rule=rule,
-                              reason=reason, snippet=snippet, removed=outgoing.removed)
+        # The sender's own words may name the recipient by real address: the notice says the alias.
+        route = arrival.route
+        recipient_only = recipient_scrubber(route)
+        return notice.Blocked(subject=recipient_only.scrub_text(outgoing.subject), date=date, order_id=route.order_id,
+                              rule=rule, reason=reason, snippet=snippet and recipient_only.scrub_text(snippet),
+                              removed=outgoing.removed)
 
     async def _send_notice(self, arrival: Arrival, outgoing: Outgoing, blocked: notice.Blocked) -> str:
         if arrival.envelope_from == NULL_SENDER or outgoing.auto_submitted:
             return "none: null sender or Auto-Submitted"
         route = arrival.route
-        recipient_only = AddressScrubber({a: route.recipient_alias for a in route.recipient.sender_addresses})
+        recipient_only = recipient_scrubber(route)
         headers = recipient_only.scrub(mime.parse_entity(arrival.raw).header_block)
         domain = self.config.aliases.domain
         message = notice.build(
@@ -228,3 +232,7 @@ class Forwarder:
                                      smtputf8=not arrival.envelope_from.isascii())
         return "sent" if answer.accepted else f"failed: {answer.text}"
 
+
+def recipient_scrubber(route: Route) -> AddressScrubber:
+    """What a notice to the sender must not show: the recipient's real addresses, replaced by their alias."""
+    return AddressScrubber({address: route.recipient_alias for address in route.recipient.sender_addresses})

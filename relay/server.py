@@ -150,7 +150,7 @@ class Relay:
         server = self.config.server
         return RelaySession(
             self.gatekeeper, self.sessions,
-            hostname=server.hostname, ident="marketplace-relay", data_size_limit=server.max_message_size,
+            hostname=server.hostname, ident="marketplace-relay", data_size_limit=self.config.size_limit(),
             enable_SMTPUTF8=True, decode_data=False, timeout=server.session_timeout,
         )
 

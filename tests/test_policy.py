@@ -1,0 +1,179 @@
+"""Policy end to end over SMTP: what the buyer gets, what the seller is told, what the log says."""
+from __future__ import annotations
+
+import email
+import os
+from email.message import EmailMessage
+from email.policy import default as default_policy
+
+import aiosmtplib
+import pytest
+
+from conftest import BUYER, SELLER, SELLER_DOMAIN, crlf, open_conversation, send
+from test_filters import EXE, PDF
+
+BUYER_DOMAIN = BUYER.split("@")[1]
+
+
+def parse(content: bytes):
+    return email.message_from_bytes(content, policy=default_policy)
+
+
+def as_bytes(message: EmailMessage) -> bytes:
+    return message.as_bytes(policy=default_policy.clone(linesep="\r\n"))
+
+
+def seller_message(subject: str, text: str, attachments=()) -> bytes:
+    message = EmailMessage()
+    message["From"] = f"Shop <{SELLER}>"
+    message["Subject"] = subject
+    message["Date"] = "Tue, 01 Dec 2026 10:00:00 +0000"
+    message.set_content(text)
+    for filename, data in attachments:
+        message.add_attachment(data, maintype="application", subtype="octet-stream", filename=filename)
+    return as_bytes(message)
+
+
+def notice_parts(received) -> dict:
+    """The three parts of an RFC 3464 report, checked for shape on the way."""
+    report = parse(received.content)
+    assert report.get_content_type() == "multipart/report"
+    assert report.get_param("report-type") == "delivery-status"
+    human, status, headers = report.iter_parts()
+    assert (human.get_content_type(), status.get_content_type(), headers.get_content_type()) == (
+        "text/plain", "message/delivery-status", "text/rfc822-headers")
+    return {"report": report, "text": human.get_content(), "status": status, "headers": headers.get_content()}
+
+
+def assert_no_trace_of_the_buyer(received) -> None:
+    texts = [received.content.decode("utf-8", "replace")]
+    texts += [p.get_content() for p in parse(received.content).walk() if p.get_content_maintype() == "text"]
+    for text in texts:
+        assert BUYER not in text and BUYER_DOMAIN not in text
+
+
+async def test_renamed_executable_is_removed_with_a_note_and_the_seller_is_told(relay, sink):
+    opened = await open_conversation(relay, seller_locale="es", buyer_locale="it")
+    message = seller_message("Factura", "Adjunto la factura y el manual.",
+                             [("factura.pdf", PDF), ("manual.pdf", EXE)])
+    reply = await send(relay, SELLER, opened.buyer_alias, message)
+    assert reply.startswith("2.0.0 Forwarded")
+    delivered, notice = await sink.wait_for(2)
+
+    assert delivered.rcpt_tos == [BUYER]
+    parts = list(parse(delivered.content).walk())
+    names = [p.get_filename() for p in parts if p.get_filename()]
+    assert names == ["factura.pdf"]
+    note = [p.get_content() for p in parts if p.get_content_type() == "text/plain"][-1]
+    assert 'l\'allegato "manual.pdf"' in note  # in the buyer's language
+
+    assert notice.mail_from == "<>" and notice.rcpt_tos == [SELLER]
+    report = notice_parts(notice)
+    assert "Su mensaje al comprador se ha entregado" in report["text"] and "manual.pdf" in report["text"]
+    assert_no_trace_of_the_buyer(notice)
+
+    shown = await relay.store.show(opened.conversation_id)
+    assert shown["messages"][0]["verdict"] == "forwarded" and shown["messages"][0]["rule"] == "attachment_removed"
+
+
+async def test_too_many_megabytes_bounce_the_whole_message(relay, sink):
+    opened = await open_conversation(relay)
+    chunk = PDF + os.urandom(5 * 1024 * 1024 + 256 * 1024)
+    message = seller_message("Scans", "Two scans.", [("scan1.pdf", chunk), ("scan2.pdf", chunk)])
+    reply = await send(relay, SELLER, opened.buyer_alias, message)
+    assert reply.startswith("2.0.0 Received but not delivered")
+    [notice] = await sink.wait_for(1)
+    assert notice.rcpt_tos == [SELLER] and notice.mail_from == "<>"
+    report = notice_parts(notice)
+    assert "was not delivered" in report["text"] and "10 MB" in report["text"]
+    assert "Order: A-1001" in report["text"] and 'Message: "Scans"' in report["text"]
+    shown = await relay.store.show(opened.conversation_id)
+    assert [(m["verdict"], m["rule"]) for m in shown["messages"]] == [("bounced", "attachments_too_large")]
+
+
+async def test_an_announced_size_over_the_limit_is_refused_at_mail_from(relay, conversation):
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.port, start_tls=False) as client:
+        await client.ehlo()
+        with pytest.raises(aiosmtplib.SMTPSenderRefused) as refused:
+            await client.mail(SELLER, options=["SIZE=20000000"])
+    assert refused.value.code == 552
+
+
+@pytest.fixture
+async def opted_out(relay):
+    await relay.store.set_opt_out(BUYER, True)
+    return relay
+
+
+@pytest.mark.parametrize("subject,text,category,delivered,rule", [
+    ("Your order", "Can you be home Tuesday between 9.00 and 12.00?", None, False, "opt_out"),
+    ("[Important] delivery on Tuesday", "Can you be home Tuesday between 9.00 and 12.00?", None, True, None),
+    ("[important] delivery on Tuesday", "Can you be home Tuesday between 9.00 and 12.00?", None, True, None),
+    ("Your order", "The engraving is done.", "handmade", True, None),
+    ("[Important] your order", "Please leave us a 5-star review!", None, False, "not_critical"),
+])
+async def test_opt_out(opted_out, sink, subject, text, category, delivered, rule):
+    opened = await open_conversation(opted_out, order_id="A-77", category=category)
+    await send(opted_out, SELLER, opened.buyer_alias, seller_message(subject, text))
+    [arrived] = await sink.wait_for(1)
+    assert (arrived.rcpt_tos == [BUYER]) is delivered
+    if not delivered:
+        report = notice_parts(arrived)
+        assert "Order: A-77" in report["text"] and "[Important]" in report["text"]
+        shown = await opted_out.store.show(opened.conversation_id)
+        assert shown["messages"][0]["rule"] == rule
+
+
+async def test_opt_out_lets_replies_in_the_buyers_thread_through(opted_out, sink):
+    opened = await open_conversation(opted_out)
+    await send(opted_out, BUYER, opened.seller_alias,
+               crlf(f"From: {BUYER}\nSubject: Size?\nMessage-ID: <q1@example.com>\n\nIs it true to size?\n"))
+    [question] = await sink.wait_for(1)
+    relay_id = parse(question.content)["Message-ID"]
+    await send(opted_out, SELLER, opened.buyer_alias,
+               crlf(f"From: {SELLER}\nSubject: Re: Size?\nIn-Reply-To: {relay_id}\n\nYes, true to size.\n"))
+    answer = (await sink.wait_for(2))[1]
+    assert answer.rcpt_tos == [BUYER] and parse(answer.content)["In-Reply-To"] == "<q1@example.com>"
+
+
+async def test_notice_is_in_the_senders_language_and_names_neither_buyer_nor_domain(relay, sink):
+    opened = await open_conversation(relay, seller_locale="id")
+    message = seller_message("Pesanan", f"Kunjungi toko kami di tokoku.co.id ya, {BUYER}!")
+    await send(relay, SELLER, opened.buyer_alias, message)
+    [notice] = await sink.wait_for(1)
+    report = notice_parts(notice)
+    assert "Pesan Anda kepada pembeli tidak terkirim" in report["text"]
+    assert report["report"]["Content-Language"] == "id" and report["report"]["Auto-Submitted"] == "auto-replied"
+    assert opened.buyer_alias in report["headers"] or "To:" not in report["headers"]
+    assert_no_trace_of_the_buyer(notice)
+
+
+async def test_blocked_mail_from_the_null_sender_or_an_autoresponder_gets_no_notice(relay, sink):
+    opened = await open_conversation(relay)
+    blocked = seller_message("Out of office", "Visit www.myshop.example.com meanwhile")
+    for sender, extra in (("", b""), (SELLER, b"Auto-Submitted: auto-replied\r\n")):
+        with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+            await send(relay, sender, opened.buyer_alias, extra + blocked)
+        assert refused.value.code == 550 and refused.value.message.startswith("5.7.1")
+    # The next message is the first thing at the sink: no notice went out for either.
+    await send(relay, SELLER, opened.buyer_alias, seller_message("Shipped", "Your parcel left today."))
+    [first] = await sink.wait_for(1)
+    assert first.rcpt_tos == [BUYER] and len(sink.messages) == 1
+
+
+async def test_over_messaging_counts_unsolicited_messages_only(relay, sink):
+    opened = await open_conversation(relay)
+    for n in range(3):
+        await send(relay, SELLER, opened.buyer_alias, seller_message(f"Update {n}", "Your parcel is on its way."))
+    await sink.wait_for(3)
+    assert [m.rcpt_tos for m in sink.messages] == [[BUYER], [BUYER], [SELLER]]
+    assert "too_many_messages" in [m["rule"] for m in (await relay.store.show(opened.conversation_id))["messages"]]
+
+
+async def test_a_notice_that_cannot_be_sent_defers_the_message(relay, sink):
+    opened = await open_conversation(relay)
+    sink.fail_next(1, "421 4.3.2 Not now")
+    with pytest.raises(aiosmtplib.SMTPDataError) as deferred:
+        await send(relay, SELLER, opened.buyer_alias, seller_message("Hi", "See www.myshop.example.com"))
+    assert deferred.value.code == 451
+    assert sink.messages == []
