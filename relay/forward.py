@@ -50,6 +50,8 @@ class Outcome:
     unsolicited: bool = False
     notice: str | None = None
     """What became of the notice to the sender: sent, failed, or why none was sent."""
+    trail: list[str] | None = None
+    """Every rule that did not simply pass, with its verdict, in order."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class Forwarder:
             "sender": self.labels(route.sender.address), "recipient": self.labels(route.recipient.address),
             "size": len(raw), "size_out": outcome.size_out, "verdict": outcome.verdict, "rule": outcome.rule,
             "reason": outcome.reason, "message_id": outcome.relay_message_id, "next_hop": outcome.next_hop_reply,
-            "notice": outcome.notice, "reply": outcome.reply,
+            "notice": outcome.notice, "trail": outcome.trail, "reply": outcome.reply,
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         })
         return outcome.reply
@@ -113,6 +115,13 @@ class Forwarder:
         except MalformedMessage as exc:
             return Outcome(replies.MALFORMED(reason=str(exc)), "refused", "malformed", str(exc))
 
+        outcome = await self._act(arrival, plan, facts, outgoing)
+        outcome.trail = [f"{rule}:{verdict.action}" for rule, verdict in outgoing.judgement.trail] or None
+        return outcome
+
+    async def _act(self, arrival: Arrival, plan: Plan, facts: Facts, outgoing: Outgoing) -> Outcome:
+        """Carry out the filters' judgement: bounce with a notice, or forward what the rewrite made."""
+        route = arrival.route
         unsolicited = route.direction == "seller_to_buyer" and not facts.replies_to_buyer
         bounce = outgoing.judgement.bounce
         if bounce:
