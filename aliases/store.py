@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.orm import aliased, raiseload
 
 from .addresses import new_local_part, normalize
 from .models import Alias, Conversation, MessageRecord, Party, SenderAddress, utcnow
@@ -90,8 +91,9 @@ class Activity:
     unsolicited_last_day: int
 
 
-def _view(party: Party) -> PartyView:
-    extras = {extra.address for extra in party.sender_addresses}
+def _view(party: Party, extras=None) -> PartyView:
+    if extras is None:
+        extras = [extra.address for extra in party.sender_addresses]
     return PartyView(
         address=party.address,
         role=party.role,
@@ -199,27 +201,43 @@ class Store:
             )
 
     async def route(self, local_part: str) -> Route | None:
-        """The route for mail to LOCAL@domain, or None for an alias nobody was given."""
+        """The route for mail to LOCAL@domain, or None for an alias nobody was given.
+
+        Asked at every RCPT, so it is two queries: the alias with its
+        conversation, both parties and the other alias; then the sellers' extra
+        sender addresses.
+        """
+        target, other = aliased(Alias), aliased(Alias)
+        buyer, seller = aliased(Party), aliased(Party)
         async with self.session() as db:
-            alias = await db.get(Alias, local_part.lower())
-            if alias is None:
+            row = (await db.execute(
+                select(target.party_id, other.local_part, Conversation.id, Conversation.order_id,
+                       Conversation.category, buyer, seller)
+                .join(Conversation, Conversation.id == target.conversation_id)
+                .join(other, (other.conversation_id == Conversation.id) & (other.local_part != target.local_part))
+                .join(buyer, buyer.id == Conversation.buyer_id)
+                .join(seller, seller.id == Conversation.seller_id)
+                .where(target.local_part == local_part.lower())
+                .options(raiseload(buyer.sender_addresses), raiseload(seller.sender_addresses))
+            )).first()
+            if row is None:
                 return None
-            conversation = await db.get(Conversation, alias.conversation_id)
-            other = await db.scalar(
-                select(Alias).where(Alias.conversation_id == conversation.id, Alias.local_part != alias.local_part)
-            )
-            to_seller = alias.party_id == conversation.seller_id
-            recipient, sender = (conversation.seller, conversation.buyer) if to_seller else (conversation.buyer, conversation.seller)
-            return Route(
-                conversation_id=conversation.id,
-                order_id=conversation.order_id,
-                category=conversation.category,
-                direction=BUYER_TO_SELLER if to_seller else SELLER_TO_BUYER,
-                recipient=_view(recipient),
-                sender=_view(sender),
-                recipient_alias=self.address_of(alias.local_part),
-                sender_alias=self.address_of(other.local_part),
-            )
+            party_id, other_local, conversation_id, order_id, category, buyer_party, seller_party = row
+            extras = (await db.execute(
+                select(SenderAddress.party_id, SenderAddress.address)
+                .where(SenderAddress.party_id.in_([buyer_party.id, seller_party.id]))
+            )).all()
+        to_seller = party_id == seller_party.id
+        buyer_view = _view(buyer_party, [a for p, a in extras if p == buyer_party.id])
+        seller_view = _view(seller_party, [a for p, a in extras if p == seller_party.id])
+        return Route(
+            conversation_id=conversation_id, order_id=order_id, category=category,
+            direction=BUYER_TO_SELLER if to_seller else SELLER_TO_BUYER,
+            recipient=seller_view if to_seller else buyer_view,
+            sender=buyer_view if to_seller else seller_view,
+            recipient_alias=self.address_of(local_part.lower()),
+            sender_alias=self.address_of(other_local),
+        )
 
     # -- threads and the message log -----------------------------------------
 
