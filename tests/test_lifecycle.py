@@ -133,3 +133,18 @@ async def test_an_unexpected_error_is_a_temporary_failure_with_a_reference(relay
     assert "ref " in failed.value.message and "Error" not in failed.value.message
     ref = failed.value.message.split("ref ")[1].rstrip(")")
     await eventually(lambda: any(getattr(r, "ref", None) == ref for r in caplog.records), what="logged reference")
+
+
+async def test_a_transaction_still_running_after_the_grace_period_gets_421(tmp_path, sink):
+    relay = Relay(make_config(tmp_path, sink.port, server={"shutdown_grace": 0.2}))
+    await relay.start()
+    conversation = await open_conversation(relay)
+    sink.hold = asyncio.Event()  # the next hop takes its time: the message stays in flight
+    sending = asyncio.create_task(send(relay, BUYER, conversation.seller_alias,
+                                       crlf(f"From: {BUYER}\nSubject: slow\n\nHello\n")))
+    await eventually(lambda: any(s.receiving for s in relay.sessions), what="DATA under way")
+    await relay.stop()
+    with pytest.raises(aiosmtplib.SMTPResponseException) as cut:
+        await sending
+    assert cut.value.code == 421 and cut.value.message.startswith("4.3.2")
+    sink.hold.set()
