@@ -51,7 +51,7 @@ class Pipeline:
             for verdict in attachments.check(view.attachments, self.config.attachments):
                 if done("attachments", verdict):
                     return Judgement(tuple(trail))
-        body = readable(view.texts, view.htmls)
+        body = readable([view.subject, *view.texts], view.htmls)
         if self._applies("optout", facts):
             marked_wording = [self.wording[k] for k in ("promotion", "review") if self._applies(k, facts)]
             if done("optout", optout.check(view, facts, body, self.config.optout, marked_wording)):

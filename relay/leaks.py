@@ -2,42 +2,44 @@
 
 The rewrite is meant to remove every real address; this check does not trust
 it. It parses the outgoing bytes with the stdlib parser (a second, independent
-reading of the MIME structure), decodes every header and every text part, and
-names any real address still there. A hit stops the message.
+reading of the MIME structure) and looks everywhere a reader could: the raw
+bytes ("view source"), every decoded header and parameter (RFC 2047 and
+RFC 2231), every text part in its own charset, and HTML with its character
+references resolved. A hit stops the message.
 """
 from __future__ import annotations
 
 import email
-from email.header import decode_header, make_header
+import html
+import re
 from email.policy import compat32
+from email.utils import collapse_rfc2231_value
 
+from .mime import decode_words, text_codec
 from .scrub import AddressScrubber
 
+_TOP_LEVEL_TO = re.compile(rb"\A(?:(?!\r\n\r\n).)*?^To:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*", re.MULTILINE | re.DOTALL)
 
-def _header_text(value) -> str:
-    try:
-        return str(make_header(decode_header(str(value))))
-    except (ValueError, LookupError, UnicodeError):
-        return str(value)
+
+def _text_forms(part) -> list[str]:
+    payload = part.get_payload(decode=True) or b""
+    codec, _ = text_codec(part.get_content_charset() or "us-ascii")
+    text = payload.decode(codec or "utf-8", "replace")
+    return [text, html.unescape(text)] if part.get_content_subtype() == "html" else [text]
 
 
 def leaked_addresses(outgoing: bytes, scrubber: AddressScrubber) -> list[str]:
-    """Real addresses a client would show, except the recipient's own in the top-level To."""
-    found: set[str] = set()
+    """Real addresses a reader could see, except the recipient's own in the top-level To."""
+    found: set[str] = set(scrubber.found(_TOP_LEVEL_TO.sub(b"", outgoing, count=1)))
     message = email.message_from_bytes(outgoing, policy=compat32)
     for part in message.walk():
-        for name, value in part.items():
-            if part is message and name.lower() == "to":
-                continue
-            found.update(scrubber.found(_header_text(value).encode("utf-8", "surrogateescape")))
-        if part.get_content_maintype() != "text":
-            continue
-        payload = part.get_payload(decode=True) or b""
-        found.update(scrubber.found(payload))
-        charset = part.get_content_charset() or ""
-        if charset.startswith(("utf-16", "utf-32")):
-            try:
-                found.update(scrubber.found(payload.decode(charset).encode("utf-8")))
-            except (LookupError, UnicodeDecodeError):
-                pass
+        texts = [decode_words(str(value)) for name, value in part.items()
+                 if not (part is message and name.lower() == "to")]
+        for header in ("content-type", "content-disposition"):
+            texts += [decode_words(collapse_rfc2231_value(value)) for _, value in part.get_params([], header=header)
+                      if value]
+        if part.get_content_maintype() == "text":
+            texts += _text_forms(part)
+        for text in texts:
+            found.update(scrubber.found(text.encode("utf-8", "surrogateescape")))
     return sorted(found)

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from email.errors import MessageError
+from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -27,6 +30,7 @@ class MalformedMessage(ValueError):
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _FIELD_START = re.compile(rb"^(?=[^ \t\r\n])", re.MULTILINE)
+_OBSOLETE_COLON = re.compile(rb"\A([!-9;-~]+)[ \t]+:")
 _header_parser = BytesHeaderParser(policy=compat32)
 
 
@@ -92,6 +96,9 @@ def parse_entity(raw: bytes) -> Entity:
             # Not a header field: what follows belongs to the body (RFC 5322 2.2).
             at = head.index(chunk)
             return Entity(fields, CRLF, head[at:] + separator + body)
+        # RFC 5322 4.5 obs-optional: "Name :" must be read as "Name:". The stdlib
+        # header parser stops at such a line, so it is written the modern way.
+        chunk = _OBSOLETE_COLON.sub(rb"\1:", chunk, count=1)
         fields.append((field_name(chunk), chunk if chunk.endswith(b"\n") else chunk + CRLF))
     return Entity(fields, separator, body)
 
@@ -184,3 +191,58 @@ def encode_body(data: bytes, transfer_encoding: str) -> bytes:
 
 def transfer_encoding(headers: Message) -> str:
     return str(headers.get("content-transfer-encoding", "")).strip().lower()
+
+
+def decode_words(value: str) -> str:
+    """RFC 2047 encoded words decoded as a reader would show them; never raises.
+
+    A charset Python does not know is read as UTF-8 (WHATWG-based clients have
+    many labels for it); if the stdlib gives up on a broken word, each word is
+    decoded on its own so that one bad word cannot hide a good one.
+    """
+    try:
+        pieces = [(data, text_codec(charset)[0] or "utf-8" if charset else None)
+                  for data, charset in decode_header(value)]
+        return str(make_header(pieces))
+    except (MessageError, ValueError, LookupError, UnicodeError):
+        return _ENCODED_WORD_GAP.sub("", _ENCODED_WORD.sub(_decode_word, value))
+
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+_ENCODED_WORD_GAP = re.compile(r"(?<=\x00)\s+(?=\x00)|\x00")
+
+
+def _decode_word(match: re.Match) -> str:
+    charset, kind, text = match.groups()
+    try:
+        if kind in "bB":
+            data = base64.b64decode(text + "=" * (-len(text) % 4))
+        else:
+            data = binascii.a2b_qp(text.replace("_", " ").encode("ascii", "replace"), header=True)
+    except (binascii.Error, ValueError):
+        return match.group(0)
+    # NUL marks word edges so that whitespace between two words can be dropped (RFC 2047 6.2).
+    return "\x00" + data.decode(text_codec(charset.split("*")[0])[0] or "utf-8", "replace") + "\x00"
+
+
+# Labels mail clients (following the WHATWG encoding standard) accept that Python does not.
+_WHATWG_LABELS = {
+    "unicode": "utf-16-le", "ucs-2": "utf-16-le", "csunicode": "utf-16-le", "iso-10646-ucs-2": "utf-16-le",
+    "unicodefeff": "utf-16-le", "unicodefffe": "utf-16-be",
+    "unicode-1-1-utf-8": "utf-8", "unicode11utf8": "utf-8", "unicode20utf8": "utf-8", "x-unicode20utf8": "utf-8",
+}
+_PROBE = "Az09 @.%&#;:+-_<>="
+
+
+def text_codec(charset: str) -> tuple[str | None, bool]:
+    """(Python codec, whether ASCII text is the same bytes in it); (None, False) for an unknown charset."""
+    label = charset.strip().strip('"').lower()
+    try:
+        name = codecs.lookup(_WHATWG_LABELS.get(label, label)).name
+    except (LookupError, UnicodeError):  # unknown, or not even a well-formed name
+        return None, False
+    try:
+        compatible = _PROBE.encode(name) == _PROBE.encode("ascii") and _PROBE.encode("ascii").decode(name) == _PROBE
+    except (UnicodeError, LookupError):
+        compatible = False
+    return name, compatible

@@ -15,9 +15,9 @@ import hmac
 import re
 import unicodedata
 from dataclasses import dataclass
-from email.header import Header, decode_header, make_header
-from email.utils import formataddr, formatdate
-from urllib.parse import unquote_to_bytes
+from email.header import Header
+from email.utils import collapse_rfc2231_value, formataddr, formatdate
+from urllib.parse import quote, unquote_to_bytes
 
 from . import mime
 from .mime import MAX_DEPTH, MalformedMessage  # noqa: F401  (MalformedMessage is part of this module's interface)
@@ -27,6 +27,7 @@ CONTENT_FIELDS = frozenset({
     "content-type", "content-transfer-encoding", "content-disposition", "content-language", "content-description",
     "content-id",
 })
+PARAMETER_FIELDS = frozenset({"content-type", "content-disposition"})
 TOP_LEVEL_KEPT = frozenset({
     "subject", "date", "mime-version", "content-type", "content-transfer-encoding", "content-disposition",
     "content-language", "content-description", "content-id", "auto-submitted",
@@ -118,10 +119,8 @@ def _kept_fields(entity: mime.Entity, allowed: frozenset[str], plan: Plan, new_e
             continue
         if name == "content-id":
             kept.append(_header("Content-ID", _renamed_cid(mime.field_value(raw).decode("ascii", "replace"), plan)))
-        elif name == "content-type" and "@" in (boundary := entity.headers.get_boundary() or ""):
-            # Some mailers put their host name in the boundary; it goes like a Content-ID.
-            renamed = _renamed_boundary(boundary, plan).encode("ascii")
-            kept.append(_scrub_field(name, raw.replace(boundary.encode("utf-8", "surrogateescape"), renamed), plan.scrubber))
+        elif name in PARAMETER_FIELDS:
+            kept.append(_scrub_parameters(name, raw, entity, plan))
         else:
             kept.append(_scrub_field(name, raw, plan.scrubber))
     if new_encoding:
@@ -130,19 +129,40 @@ def _kept_fields(entity: mime.Entity, allowed: frozenset[str], plan: Plan, new_e
 
 
 def _scrub_field(name: str, raw: bytes, scrubber: AddressScrubber) -> bytes:
-    """The field as it came, unless a real address is in it, plainly or in encoded words."""
+    """An unstructured field as it came, unless a real address is in it, plainly or in encoded words."""
     if b"=?" not in raw:
         return scrubber.scrub(raw)
-    value = mime.field_value(raw).decode("utf-8", "surrogateescape")
-    try:
-        decoded = str(make_header(decode_header(value)))
-    except (ValueError, LookupError, UnicodeError):
-        return scrubber.scrub(raw)
+    decoded = mime.decode_words(mime.field_value(raw).decode("utf-8", "surrogateescape"))
     if not scrubber.found(decoded.encode("utf-8", "surrogateescape")):
         return scrubber.scrub(raw)
     title = raw.split(b":", 1)[0].decode("ascii", "replace").strip()
     encoded = Header(scrubber.scrub_text(decoded), charset="utf-8", header_name=title).encode(linesep="\r\n")
     return f"{title}: {encoded}".encode("ascii") + mime.CRLF
+
+
+def _scrub_parameters(name: str, raw: bytes, entity: mime.Entity, plan: Plan) -> bytes:
+    """Content-Type and Content-Disposition, whose parameters (a file name) may hold an address.
+
+    Values are read as a client reads them: RFC 2231 (percent-encoding,
+    continuations) and the RFC 2047 words clients put there anyway. The field
+    is rebuilt from its parsed parts only if a value held a real address or a
+    boundary carries a host name; otherwise it leaves as it came.
+    """
+    params = entity.headers.get_params(header=name) or []
+    values = [(key, mime.decode_words(collapse_rfc2231_value(value)) if value else "") for key, value in params]
+    boundary = entity.headers.get_boundary() if name == "content-type" else None
+    tainted = any(plan.scrubber.found(value.encode("utf-8", "surrogateescape")) for _, value in values[1:])
+    if not values or not (tainted or (boundary and "@" in boundary)):
+        return plan.scrubber.scrub(raw)
+    title = raw.split(b":", 1)[0].decode("ascii", "replace").strip()
+    parts = [values[0][0]]
+    for key, value in values[1:]:
+        value = _renamed_boundary(value, plan) if key.lower() == "boundary" and "@" in value else plan.scrubber.scrub_text(value)
+        if value.isascii():
+            parts.append('%s="%s"' % (key, value.replace("\\", "\\\\").replace('"', '\\"')))
+        else:
+            parts.append(f"{key}*=utf-8''{quote(value, safe='')}")
+    return (f"{title}: " + ";\r\n ".join(parts)).encode("utf-8", "surrogateescape") + mime.CRLF
 
 
 def _renamed_cid(value: str, plan: Plan) -> str:
@@ -171,7 +191,9 @@ def _rewrite_body(entity: mime.Entity, plan: Plan, depth: int, part_id: str) -> 
         # message/delivery-status, message/disposition-notification and the like are text with addresses in it.
         charset = headers.get_content_charset() or "us-ascii"
         html = content_type == "text/html"
-        body = _transcode(entity.body, headers, lambda data: _scrub_text(data, charset, html, plan))
+        # The raw bytes are scrubbed too: a body that does not decode as its
+        # declared encoding says (plain text marked base64) is shown as it is.
+        body = plan.scrubber.scrub(_transcode(entity.body, headers, lambda data: _scrub_text(data, charset, html, plan)))
         if mime.transfer_encoding(headers) in ("", "7bit", "8bit", "binary") and _LONG_LINE.search(body):
             # Clients (Outlook's HTML, for one) write lines longer than RFC 5322's
             # 998; the next hop may refuse them, quoted-printable folds them safely.
@@ -191,6 +213,7 @@ def _rewrite_multipart(entity: mime.Entity, headers, plan: Plan, depth: int, par
         multipart.delimiters = [d.replace(old, new) for d in multipart.delimiters]
         multipart.epilogue = multipart.epilogue.replace(old, new, 1)
     multipart.preamble = plan.scrubber.scrub(multipart.preamble)
+    multipart.epilogue = plan.scrubber.scrub(multipart.epilogue)
     kept = [(delimiter, f"{part_id}.{index + 1}", part)
             for index, (delimiter, part) in enumerate(zip(multipart.delimiters, multipart.parts))
             if f"{part_id}.{index + 1}" not in plan.stripped]
@@ -215,19 +238,41 @@ def _transcode(body: bytes, headers, change) -> bytes:
 
 
 def _scrub_text(data: bytes, charset: str, html: bool, plan: Plan) -> bytes:
-    if charset.lower().startswith(("utf-16", "utf-32", "utf16", "utf32")):
-        try:
-            text = data.decode(charset)
-        except (LookupError, UnicodeDecodeError):
-            return plan.scrubber.scrub(data)
-        scrubbed = plan.scrubber.scrub_text(text)
+    codec, ascii_compatible = mime.text_codec(charset)
+    if codec is None and b"\0" in data:
+        raise MalformedMessage(f"a text part is in the unknown charset {charset!r}")
+    if codec and not ascii_compatible:
+        # UTF-16, UTF-7 and the like: an address has no ASCII bytes here, read the text.
+        text = data.decode(codec, "replace")
+        scrubbed = plan.scrubber.scrub_text(_reveal_references(text.encode("utf-8", "surrogateescape"), plan)
+                                            .decode("utf-8", "surrogateescape") if html else text)
         if html:
             scrubbed = _CID_REFERENCE.sub(lambda m: _cid_reference(m, plan), scrubbed.encode("utf-8")).decode("utf-8")
-        return data if scrubbed == text else scrubbed.encode(charset)
-    data = plan.scrubber.scrub(data)
+        return data if scrubbed == text else scrubbed.encode(codec)
     if html:
-        data = _CID_REFERENCE.sub(lambda m: _cid_reference(m, plan), data)
-    return data
+        data = _CID_REFERENCE.sub(lambda m: _cid_reference(m, plan), _reveal_references(data, plan))
+    return plan.scrubber.scrub(data)
+
+
+_CHARACTER_REFERENCE = re.compile(
+    rb"&#(?:[xX]([0-9a-fA-F]{1,6})|([0-9]{1,7}));?|&(commat|period|lowbar|hyphen|dash|plus|percnt);?")
+_NAMED = {b"commat": "@", b"period": ".", b"lowbar": "_", b"hyphen": "-", b"dash": "-", b"plus": "+", b"percnt": "%"}
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@._%+-")
+
+
+def _reveal_references(data: bytes, plan: Plan) -> bytes:
+    """HTML with character references for address characters (&#97;, &#64 without ;) written out,
+    but only when that uncovers a real address: browsers render them, so they must be scrubbed."""
+    if b"&" not in data:
+        return data
+
+    def plain(match: re.Match) -> bytes:
+        hex_code, decimal, named = match.groups()
+        char = _NAMED[named] if named else chr(int(hex_code, 16) if hex_code else min(int(decimal), 0x10FFFF))
+        return char.encode("ascii") if char in _PLAIN else match.group(0)
+
+    revealed = _CHARACTER_REFERENCE.sub(plain, data)
+    return revealed if revealed != data and plan.scrubber.found(revealed) else data
 
 
 def _cid_reference(match: re.Match, plan: Plan) -> bytes:

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 _AT = rb"(?:@|%40|&#0*64;|&#x0*40;|&commat;)"
 _BEFORE = rb"(?<![A-Za-z0-9._%+\-])"
-# An address ends where the domain ends: not before more domain characters,
-# but a sentence's full stop after it is fine.
-_AFTER = rb"(?![A-Za-z0-9\-]|\.[A-Za-z0-9])"
+# An address ends where the domain ends: not before more domain characters.
+# "ann@example.com.au" is then scrubbed too, which is the safe mistake; leaving
+# "ann@example.com.Thanks" (a missing space) readable would not be.
+_AFTER = rb"(?![A-Za-z0-9\-])"
 _AT_FORMS = re.compile(_AT, re.IGNORECASE)
 
 

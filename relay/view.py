@@ -6,8 +6,6 @@ the parts the filters stripped.
 """
 from __future__ import annotations
 
-from email.header import decode_header, make_header
-
 from filters.view import Attachment, MessageView
 
 from . import mime
@@ -17,11 +15,7 @@ from .mime import MAX_DEPTH, MalformedMessage
 def decoded_header(raw: bytes | None) -> str:
     if raw is None:
         return ""
-    value = mime.field_value(raw).decode("utf-8", "surrogateescape")
-    try:
-        return str(make_header(decode_header(value)))
-    except (ValueError, LookupError, UnicodeError):
-        return value
+    return mime.decode_words(mime.field_value(raw).decode("utf-8", "surrogateescape"))
 
 
 def _text(data: bytes, charset: str) -> str:
