@@ -9,10 +9,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlalchemy.orm import aliased, raiseload
+from sqlalchemy.orm import aliased
 
 from .addresses import new_local_part, normalize
 from .models import Alias, Conversation, MessageRecord, Party, SenderAddress, utcnow
@@ -91,9 +91,29 @@ class Activity:
     unsolicited_last_day: int
 
 
-def _view(party: Party, extras=None) -> PartyView:
-    if extras is None:
-        extras = [extra.address for extra in party.sender_addresses]
+def _route_query():
+    """Built once: constructing aliased joins costs more than running them."""
+    target, other, buyer, seller = aliased(Alias), aliased(Alias), aliased(Party), aliased(Party)
+
+    def party(p):
+        return p.id, p.address, p.role, p.display_name, p.locale, p.opted_out
+
+    return (
+        select(target.party_id, other.local_part, Conversation.id, Conversation.order_id,
+               Conversation.category, *party(buyer), *party(seller))
+        .join(Conversation, Conversation.id == target.conversation_id)
+        .join(other, (other.conversation_id == Conversation.id) & (other.local_part != target.local_part))
+        .join(buyer, buyer.id == Conversation.buyer_id)
+        .join(seller, seller.id == Conversation.seller_id)
+        .where(target.local_part == bindparam("local_part"))
+    )
+
+
+_ROUTE = _route_query()
+
+
+def _view(party: Party) -> PartyView:
+    extras = [extra.address for extra in party.sender_addresses]
     return PartyView(
         address=party.address,
         role=party.role,
@@ -207,29 +227,24 @@ class Store:
         conversation, both parties and the other alias; then the sellers' extra
         sender addresses.
         """
-        target, other = aliased(Alias), aliased(Alias)
-        buyer, seller = aliased(Party), aliased(Party)
         async with self.session() as db:
-            row = (await db.execute(
-                select(target.party_id, other.local_part, Conversation.id, Conversation.order_id,
-                       Conversation.category, buyer, seller)
-                .join(Conversation, Conversation.id == target.conversation_id)
-                .join(other, (other.conversation_id == Conversation.id) & (other.local_part != target.local_part))
-                .join(buyer, buyer.id == Conversation.buyer_id)
-                .join(seller, seller.id == Conversation.seller_id)
-                .where(target.local_part == local_part.lower())
-                .options(raiseload(buyer.sender_addresses), raiseload(seller.sender_addresses))
-            )).first()
+            row = (await db.execute(_ROUTE, {"local_part": local_part.lower()})).first()
             if row is None:
                 return None
-            party_id, other_local, conversation_id, order_id, category, buyer_party, seller_party = row
+            party_id, other_local, conversation_id, order_id, category = row[:5]
+            buyer_row, seller_row = row[5:11], row[11:17]
             extras = (await db.execute(
                 select(SenderAddress.party_id, SenderAddress.address)
-                .where(SenderAddress.party_id.in_([buyer_party.id, seller_party.id]))
+                .where(SenderAddress.party_id.in_([buyer_row[0], seller_row[0]]))
             )).all()
-        to_seller = party_id == seller_party.id
-        buyer_view = _view(buyer_party, [a for p, a in extras if p == buyer_party.id])
-        seller_view = _view(seller_party, [a for p, a in extras if p == seller_party.id])
+
+        def view(party_row) -> PartyView:
+            party_id_, address, role, name, locale, opted_out = party_row
+            own_extras = {a for p, a in extras if p == party_id_}
+            return PartyView(address, role, name, locale, opted_out, frozenset({address, *own_extras}))
+
+        to_seller = party_id == seller_row[0]
+        buyer_view, seller_view = view(buyer_row), view(seller_row)
         return Route(
             conversation_id=conversation_id, order_id=order_id, category=category,
             direction=BUYER_TO_SELLER if to_seller else SELLER_TO_BUYER,

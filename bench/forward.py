@@ -137,12 +137,12 @@ async def wait_until_listening(port: int, proc: subprocess.Popen) -> None:
             await asyncio.sleep(0.05)
 
 
-async def client(port: int, alias: str, batch: list[tuple[int, bytes]], starts: dict[int, float]) -> None:
+async def client(port: int, sender: str, alias: str, batch: list[tuple[int, bytes]], starts: dict[int, float]) -> None:
     """One connection, its share of messages one after another; any refusal raises."""
     async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=DEADLINE, start_tls=False) as smtp:
         for token, data in batch:
             starts[token] = time.perf_counter()
-            await smtp.sendmail(BUYER, [alias], data)
+            await smtp.sendmail(sender, [alias], data)
 
 
 async def run(args, tmp: Path) -> dict:
@@ -154,13 +154,17 @@ async def run(args, tmp: Path) -> dict:
     config.write_text(
         f'[server]\nhost = "127.0.0.1"\nport = {port}\nworkers = {args.workers}\nshutdown_grace = 5\n'
         f'[delivery]\nsmarthost = "127.0.0.1:{sink_port}"\n[database]\nurl = "sqlite:///{tmp / "relay.db"}"\n'
-        f'[aliases]\ndomain = "relay.test"\n[log]\nformat = "json"\nlevel = "WARNING"\n')
+        f'[aliases]\ndomain = "relay.test"\n[log]\nformat = "json"\nlevel = "WARNING"\n'
+        # Every benchmark message is unsolicited; the over-messaging rule would bounce all but two.
+        '[filters.frequency]\nenabled = false\n')
     cli = [sys.executable, "-m", "relay.cli", "--config", str(config)]
     opened = subprocess.run([*cli, "conversation", "open", "--buyer", BUYER, "--seller", SELLER],
                             capture_output=True, text=True, timeout=DEADLINE, cwd=tmp)
     if opened.returncode:
         raise SystemExit(f"conversation open failed: {opened.stderr}")
-    alias = json.loads(opened.stdout)["seller_alias"]
+    # The seller's direction runs every content rule; the buyer's only the attachment rule.
+    sender = SELLER if args.sender == "seller" else BUYER
+    alias = json.loads(opened.stdout)["buyer_alias" if args.sender == "seller" else "seller_alias"]
     with open(log, "wb") as log_file:
         proc = subprocess.Popen([*cli, "serve"], stdout=log_file, stderr=subprocess.STDOUT, cwd=tmp, start_new_session=True)
     sampler = RssSampler(proc.pid)
@@ -170,7 +174,7 @@ async def run(args, tmp: Path) -> dict:
         messages = [(t, build_message(t, alias, args.size, args.attachment)) for t in range(args.messages)]
         starts: dict[int, float] = {}
         begin = time.perf_counter()
-        await asyncio.gather(*(client(port, alias, messages[c::args.concurrency], starts)
+        await asyncio.gather(*(client(port, sender, alias, messages[c::args.concurrency], starts)
                                for c in range(args.concurrency)))
         end = time.monotonic() + DEADLINE
         while len(sink.arrivals) < args.messages and time.monotonic() < end:
@@ -201,7 +205,7 @@ async def run(args, tmp: Path) -> dict:
         "relay_peak_rss_mb": round(sampler.main_peak / 1024, 1),
         "relay_plus_workers_peak_rss_mb": round(sampler.total_peak / 1024, 1),
         "relay_vmhwm_mb": round(hwm / 1024, 1),
-        "attachment": args.attachment, "bytes": len(messages[0][1]), "workers": args.workers,
+        "attachment": args.attachment, "bytes": len(messages[0][1]), "workers": args.workers, "from": args.sender,
         "latency": "client_send_start_to_sink_arrival",
     }
 
@@ -214,6 +218,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="relay rewrite processes; 0 = one per core")
     parser.add_argument("--attachment", action="store_true", help="bulk of the size as a base64 PDF attachment")
     parser.add_argument("--json", action="store_true", help="also print the result as one JSON line")
+    parser.add_argument("--from", dest="sender", choices=["buyer", "seller"], default="buyer",
+                        help="who writes: a seller's messages pass every content rule")
     args = parser.parse_args()
     if args.messages < 1 or not 1 <= args.concurrency <= args.messages:
         parser.error("need 1 <= concurrency <= messages")
