@@ -246,3 +246,20 @@ def text_codec(charset: str) -> tuple[str | None, bool]:
     except (UnicodeError, LookupError):
         compatible = False
     return name, compatible
+
+
+def through_codec(data: bytes, codec: tuple[str | None, bool], change) -> bytes:
+    """Apply change, written for ASCII-compatible bytes, to text in any charset.
+
+    Most charsets keep ASCII as ASCII, so the bytes are changed as they are and
+    every other byte stays exactly as it came. In UTF-16, UTF-7 and the like an
+    address has no ASCII bytes: the text is decoded, changed as UTF-8, and
+    encoded back, only if something changed. An unknown charset is treated as
+    ASCII-compatible, as mail clients fall back to.
+    """
+    name, ascii_compatible = codec
+    if name is None or ascii_compatible:
+        return change(data)
+    utf8 = data.decode(name, "replace").encode("utf-8", "surrogateescape")
+    changed = change(utf8)
+    return data if changed == utf8 else changed.decode("utf-8", "surrogateescape").encode(name)

@@ -28,14 +28,8 @@ CONTENT_FIELDS = frozenset({
     "content-id",
 })
 PARAMETER_FIELDS = frozenset({"content-type", "content-disposition"})
-TOP_LEVEL_KEPT = frozenset({
-    "subject", "date", "mime-version", "content-type", "content-transfer-encoding", "content-disposition",
-    "content-language", "content-description", "content-id", "auto-submitted",
-})
-PART_KEPT = frozenset({
-    "mime-version", "content-type", "content-transfer-encoding", "content-disposition", "content-language",
-    "content-description", "content-id",
-})
+PART_KEPT = CONTENT_FIELDS | {"mime-version"}
+TOP_LEVEL_KEPT = PART_KEPT | {"subject", "date", "auto-submitted"}
 # A forwarded message/rfc822 keeps the fields a reader needs to recognise it.
 EMBEDDED_KEPT = PART_KEPT | {"subject", "date", "from", "to", "cc"}
 _LONG_LINE = re.compile(rb"[^\r\n]{999}")
@@ -238,41 +232,17 @@ def _transcode(body: bytes, headers, change) -> bytes:
 
 
 def _scrub_text(data: bytes, charset: str, html: bool, plan: Plan) -> bytes:
-    codec, ascii_compatible = mime.text_codec(charset)
-    if codec is None and b"\0" in data:
+    codec = mime.text_codec(charset)
+    if codec[0] is None and b"\0" in data:
         raise MalformedMessage(f"a text part is in the unknown charset {charset!r}")
-    if codec and not ascii_compatible:
-        # UTF-16, UTF-7 and the like: an address has no ASCII bytes here, read the text.
-        text = data.decode(codec, "replace")
-        scrubbed = plan.scrubber.scrub_text(_reveal_references(text.encode("utf-8", "surrogateescape"), plan)
-                                            .decode("utf-8", "surrogateescape") if html else text)
-        if html:
-            scrubbed = _CID_REFERENCE.sub(lambda m: _cid_reference(m, plan), scrubbed.encode("utf-8")).decode("utf-8")
-        return data if scrubbed == text else scrubbed.encode(codec)
-    if html:
-        data = _CID_REFERENCE.sub(lambda m: _cid_reference(m, plan), _reveal_references(data, plan))
-    return plan.scrubber.scrub(data)
 
+    def change(text: bytes) -> bytes:
+        if not html:
+            return plan.scrubber.scrub(text)
+        # Content-IDs were renamed; the HTML that shows them follows.
+        return _CID_REFERENCE.sub(lambda m: _cid_reference(m, plan), plan.scrubber.scrub_html(text))
 
-_CHARACTER_REFERENCE = re.compile(
-    rb"&#(?:[xX]([0-9a-fA-F]{1,6})|([0-9]{1,7}));?|&(commat|period|lowbar|hyphen|dash|plus|percnt);?")
-_NAMED = {b"commat": "@", b"period": ".", b"lowbar": "_", b"hyphen": "-", b"dash": "-", b"plus": "+", b"percnt": "%"}
-_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@._%+-")
-
-
-def _reveal_references(data: bytes, plan: Plan) -> bytes:
-    """HTML with character references for address characters (&#97;, &#64 without ;) written out,
-    but only when that uncovers a real address: browsers render them, so they must be scrubbed."""
-    if b"&" not in data:
-        return data
-
-    def plain(match: re.Match) -> bytes:
-        hex_code, decimal, named = match.groups()
-        char = _NAMED[named] if named else chr(int(hex_code, 16) if hex_code else min(int(decimal), 0x10FFFF))
-        return char.encode("ascii") if char in _PLAIN else match.group(0)
-
-    revealed = _CHARACTER_REFERENCE.sub(plain, data)
-    return revealed if revealed != data and plan.scrubber.found(revealed) else data
+    return mime.through_codec(data, codec, change)
 
 
 def _cid_reference(match: re.Match, plan: Plan) -> bytes:

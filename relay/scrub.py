@@ -19,6 +19,18 @@ _AFTER = rb"(?![A-Za-z0-9\-])"
 _AT_FORMS = re.compile(_AT, re.IGNORECASE)
 
 
+_CHARACTER_REFERENCE = re.compile(
+    rb"&#(?:[xX]([0-9a-fA-F]{1,6})|([0-9]{1,7}));?|&(commat|period|lowbar|hyphen|dash|plus|percnt);?")
+_NAMED = {b"commat": "@", b"period": ".", b"lowbar": "_", b"hyphen": "-", b"dash": "-", b"plus": "+", b"percnt": "%"}
+_ADDRESS_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@._%+-")
+
+
+def _plain_reference(match: re.Match) -> bytes:
+    hex_code, decimal, named = match.groups()
+    char = _NAMED[named] if named else chr(min(int(hex_code, 16) if hex_code else int(decimal), 0x10FFFF))
+    return char.encode("ascii") if char in _ADDRESS_CHARACTERS else match.group(0)
+
+
 def _canonical(found: bytes) -> str:
     return _AT_FORMS.sub(b"@", found).decode("utf-8", "replace").lower()
 
@@ -50,6 +62,16 @@ class AddressScrubber:
 
     def scrub_text(self, text: str) -> str:
         return self.scrub(text.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape")
+
+    def scrub_html(self, data: bytes) -> bytes:
+        """HTML scrubbed as a browser shows it: character references that spell out an
+        address (&#97;nn&#64example.com, with or without ;) are written plainly first,
+        but only when they hide a real address, so other HTML stays as it came."""
+        if b"&" in data:
+            revealed = _CHARACTER_REFERENCE.sub(_plain_reference, data)
+            if revealed != data and self.found(revealed):
+                data = revealed
+        return self.scrub(data)
 
     def found(self, data: bytes) -> list[str]:
         """The real addresses present in data, canonical form."""
