@@ -35,6 +35,8 @@ class ServerConfig(Section):
     """RFC 5321 4.5.3.2.7: a server should wait at least 5 minutes for a command."""
     workers: int = Field(0, ge=0)
     """Processes that parse and rewrite messages; 0 means one per core."""
+    max_relay_hops: int = Field(10, ge=1)
+    """A message that already passed this many relays is a loop and is refused."""
 
 
 class AliasesConfig(Section):

@@ -15,6 +15,7 @@ from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from email.utils import format_datetime
 from typing import Callable
 
 from aliases.store import BUYER, Decision, Route, Store, ThreadLink
@@ -26,7 +27,7 @@ from .config import Config
 from .leaks import leaked_addresses
 from .logs import DECISIONS, AddressLabels
 from .names import display_name
-from .parse import ThreadIds, line_end_problem, thread_ids
+from .parse import TRACE_COMMENT, ThreadIds, line_end_problem, relay_traces, thread_ids
 from .rewrite import MalformedMessage, Plan
 from .scrub import AddressScrubber
 from .view import decoded_header
@@ -60,6 +61,8 @@ class Arrival:
 
     route: Route
     raw: bytes
+    entity: mime.Entity
+    """The top-level header fields and body, split once (this never fails)."""
     envelope_from: str
     smtputf8: bool
     received_at: datetime
@@ -74,10 +77,10 @@ class Forwarder:
 
     async def handle(self, route: Route, raw: bytes, envelope_from: str, smtputf8: bool) -> str:
         started = time.monotonic()
-        arrival = Arrival(route, raw, envelope_from, smtputf8, datetime.now(timezone.utc))
+        arrival = Arrival(route, raw, mime.parse_entity(raw), envelope_from, smtputf8, datetime.now(timezone.utc))
         ids = None
         try:
-            ids = thread_ids(mime.parse_entity(raw))
+            ids = thread_ids(arrival.entity)
             outcome = await self._decide(arrival, ids)
         except Exception:
             ref = uuid.uuid4().hex[:12]
@@ -106,10 +109,13 @@ class Forwarder:
         problem = line_end_problem(arrival.raw)
         if problem:
             return Outcome(replies.BARE_LINE_END(problem=problem), "refused", "bare_line_end", problem)
+        hops = len(relay_traces(arrival.entity))
+        if hops >= self.config.server.max_relay_hops:
+            return Outcome(replies.MAIL_LOOP(hops=hops), "refused", "mail_loop", f"{hops} relay hops")
 
         links = await self.store.thread_links(route.conversation_id, route.direction, ids.all_referenced)
         facts = await self._facts(route, links)
-        plan = self._plan(route, ids, links)
+        plan = self._plan(route, ids, links, arrival)
         try:
             outgoing = await self._prepare(arrival.raw, plan, facts, route.recipient.locale)
         except MalformedMessage as exc:
@@ -166,16 +172,18 @@ class Forwarder:
             alias_domain=self.config.aliases.domain,
         )
 
-    def _plan(self, route: Route, ids: ThreadIds, links: dict[str, ThreadLink]) -> Plan:
+    def _plan(self, route: Route, ids: ThreadIds, links: dict[str, ThreadLink], arrival: Arrival) -> Plan:
         def translated(id_list):
             return tuple(links[i].translated for i in id_list if i in links)
 
         domain = self.config.aliases.domain
+        token = secrets.token_hex(12)
+        protocol = "UTF8SMTP" if arrival.smtputf8 else "ESMTP"
         return Plan(
             sender_name=display_name(route.sender, route.recipient.locale),
             sender_alias=route.sender_alias,
             recipient_address=route.recipient.address,
-            message_id=f"<{secrets.token_hex(12)}@{domain}>",
+            message_id=f"<{token}@{domain}>",
             in_reply_to=translated(ids.in_reply_to),
             references=translated(ids.references),
             scrubber=AddressScrubber({
@@ -184,6 +192,8 @@ class Forwarder:
             }),
             domain=domain,
             cid_key=secrets.token_bytes(16),
+            trace=f"by {self.config.server.hostname} {TRACE_COMMENT} with {protocol} id {token};\r\n "
+                  f"{format_datetime(arrival.received_at)}",
         )
 
     async def _prepare(self, raw: bytes, plan: Plan, facts: Facts, recipient_locale: str) -> Outgoing:
@@ -210,7 +220,7 @@ class Forwarder:
         return Outcome(replies.BOUNCED(rule=rule), "bounced", rule, reason, notice=sent)
 
     def _blocked(self, arrival: Arrival, outgoing: Outgoing, rule: str, reason: str, snippet) -> notice.Blocked:
-        date = decoded_header(mime.parse_entity(arrival.raw).first("date")) or arrival.received_at.strftime(
+        date = decoded_header(arrival.entity.first("date")) or arrival.received_at.strftime(
             "%a, %d %b %Y %H:%M:%S +0000")
         # The sender's own words may name the recipient by real address: the notice says the alias.
         route = arrival.route
@@ -224,7 +234,7 @@ class Forwarder:
             return "none: null sender or Auto-Submitted"
         route = arrival.route
         recipient_only = recipient_scrubber(route)
-        headers = recipient_only.scrub(mime.parse_entity(arrival.raw).header_block)
+        headers = recipient_only.scrub(arrival.entity.header_block)
         domain = self.config.aliases.domain
         message = notice.build(
             blocked=blocked, sender=notice.Sender(arrival.envelope_from, route.sender.locale),

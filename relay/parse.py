@@ -43,6 +43,18 @@ def _ids(raw: bytes | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(i.decode("utf-8", "replace") for i in found))
 
 
+# The relay's own trace: "Received: by HOST (marketplace-relay) with ESMTP id X; date".
+# It names only relay hosts, so it may travel on; counting it stops mail loops
+# between relays that strip every other Received field.
+TRACE_COMMENT = "(marketplace-relay)"
+_RELAY_TRACE = re.compile(rb"(?i)\Areceived:\s*by\s+[^\s;()]+\s+\(marketplace-relay\)")
+
+
+def relay_traces(entity: mime.Entity) -> list[bytes]:
+    """The Received fields earlier relays (this one or another node) wrote."""
+    return [raw for name, raw in entity.fields if name == "received" and _RELAY_TRACE.match(raw)]
+
+
 def thread_ids(entity: mime.Entity) -> ThreadIds:
     own = _ids(entity.first("message-id"))
     return ThreadIds(own[0] if own else None, _ids(entity.first("in-reply-to")), _ids(entity.first("references")))

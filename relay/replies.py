@@ -34,6 +34,7 @@ NOT_COUNTERPART = Reply(
 ONE_RECIPIENT = Reply(452, "4.5.3", "One alias per message: send to the other recipients in a new transaction")
 
 BARE_LINE_END = Reply(550, "5.6.0", "Message refused: it contains {problem}; lines must end with CRLF (RFC 5321 2.3.8)")
+MAIL_LOOP = Reply(554, "5.4.6", "Message refused: it has passed {hops} relays, a mail loop")
 MALFORMED = Reply(550, "5.6.0", "Message refused: {reason}")
 NOT_ANONYMISED = Reply(
     550, "5.7.0", "Message refused: it could not be stripped of personal addresses (ref {ref}); please rephrase and resend"

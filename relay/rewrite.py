@@ -21,6 +21,7 @@ from urllib.parse import quote, unquote_to_bytes
 
 from . import mime
 from .mime import MAX_DEPTH, MalformedMessage  # noqa: F401  (MalformedMessage is part of this module's interface)
+from .parse import relay_traces
 from .scrub import AddressScrubber
 
 CONTENT_FIELDS = frozenset({
@@ -54,6 +55,8 @@ class Plan:
     """Ids of the parts the filters removed ("0" is the whole body, "0.2" the second part...)."""
     note: str | None = None
     """A plain note for the recipient, added as a last part, saying what was removed."""
+    trace: str | None = None
+    """The value of the relay's own Received field (RFC 5321 4.4), written above the others."""
 
 
 def clean_display_name(name: str) -> str:
@@ -64,7 +67,7 @@ def clean_display_name(name: str) -> str:
 
 def rewrite(raw: bytes, plan: Plan) -> bytes:
     entity = mime.parse_entity(raw)
-    relay_fields = _relay_fields(plan, has_date=entity.first("date") is not None)
+    relay_fields = _relay_fields(plan, entity)
     if plan.note is None:
         return relay_fields + _rewrite_entity(entity, TOP_LEVEL_KEPT, plan, 0, "0")
     # The note goes in a multipart/mixed around whatever the message was: the
@@ -90,9 +93,13 @@ def _header(name: str, value: str) -> bytes:
     return f"{name}: {value}".encode("utf-8") + mime.CRLF
 
 
-def _relay_fields(plan: Plan, has_date: bool) -> bytes:
+def _relay_fields(plan: Plan, entity: mime.Entity) -> bytes:
     name = plan.scrubber.scrub_text(clean_display_name(plan.sender_name))
-    lines = [
+    # Trace fields: the relay's own, then those earlier relays wrote (they name
+    # relay hosts only). Every other Received field names the sender's side.
+    lines = [_header("Received", plan.trace)] if plan.trace else []
+    lines += relay_traces(entity)
+    lines += [
         _header("From", formataddr((name, plan.sender_alias), charset="utf-8")),
         _header("To", plan.recipient_address),
         _header("Message-ID", plan.message_id),
@@ -101,7 +108,7 @@ def _relay_fields(plan: Plan, has_date: bool) -> bytes:
         lines.append(_header("In-Reply-To", " ".join(plan.in_reply_to)))
     if plan.references:
         lines.append(_header("References", "\r\n ".join(plan.references)))
-    if not has_date:
+    if entity.first("date") is None:
         lines.append(_header("Date", formatdate(localtime=False, usegmt=True)))
     return b"".join(lines)
 

@@ -74,9 +74,11 @@ async def test_buyer_message_reaches_seller_from_the_buyer_alias(relay, sink, co
     assert delivered["Subject"] == "Where is my order A-1001?"
     assert delivered["Date"] == "Mon, 30 Nov 2026 10:00:00 +0000"
     assert delivered["Message-ID"].endswith("@relay.test>") and delivered["Message-ID"] in reply
-    for dropped in ("Received", "X-Originating-IP", "Reply-To", "Sender", "Cc", "DKIM-Signature",
-                    "Disposition-Notification-To"):
+    for dropped in ("X-Originating-IP", "Reply-To", "Sender", "Cc", "DKIM-Signature", "Disposition-Notification-To"):
         assert dropped not in delivered, dropped
+    # Only the relay's own trace is left (RFC 5321 4.4): it names the relay, not the sender's side.
+    [trace] = delivered.get_all("Received")
+    assert trace.startswith("by relay.localhost (marketplace-relay) with ESMTP id ")
     assert f"reach me at {conversation.buyer_alias}." in delivered.get_content()
     assert_nowhere(arrived.content, BUYER, "203.0.113.7", "friend@example.org", "Privatename")
 
@@ -252,3 +254,17 @@ async def test_bare_line_feed_is_refused_and_the_session_goes_on(relay, sink, co
     writer.close()
     [arrived] = await sink.wait_for(1)
     assert b"All good." in arrived.content and len(sink.messages) == 1
+
+
+async def test_mail_loops_between_relays_are_refused(relay, sink, conversation):
+    trace = "Received: by relay-b.example (marketplace-relay) with ESMTP id x; Mon, 30 Nov 2026 10:00:00 +0000\n"
+    looping = crlf(trace * 10 + f"From: {BUYER}\nSubject: round and round\n\nHello\n")
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+        await send(relay, BUYER, conversation.seller_alias, looping)
+    assert refused.value.code == 554 and refused.value.message.startswith("5.4.6")
+
+    await send(relay, BUYER, conversation.seller_alias, crlf(trace * 2 + f"From: {BUYER}\nSubject: twice\n\nHello\n"))
+    [arrived] = await sink.wait_for(1)
+    traces = parse(arrived.content).get_all("Received")
+    assert len(traces) == 3 and traces[0].startswith("by relay.localhost (marketplace-relay)")
+
