@@ -212,6 +212,7 @@ class Forwarder:
         blocked = self._blocked(arrival, outgoing, rule, reason, snippet)
         if arrival.envelope_from == NULL_SENDER or outgoing.auto_submitted:
             # RFC 3834: never answer automatic mail automatically; say no in the session instead.
+            # (The session refuses <> at RCPT; this holds even if that ever changes.)
             return Outcome(replies.BLOCKED(reason=reason[:200]), "bounced", rule, reason,
                            notice="none: null sender or Auto-Submitted")
         sent = await self._send_notice(arrival, outgoing, blocked)

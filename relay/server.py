@@ -108,10 +108,10 @@ class Gatekeeper:
         route = await self.store.route(local)
         if route is None:
             return replies.UNKNOWN_ALIAS, None
-        sender = (envelope.mail_from or "").lower()
-        # <> is how mail servers report on a message: a delivery report about a
-        # forward comes back to the alias that was its envelope sender.
-        if sender != "<>" and sender not in route.sender.sender_addresses:
+        # The null sender <> is refused too. Delivery reports about forwards come
+        # back that way, but a report written by the other party's mail server
+        # names its hosts and mailboxes, which the relay cannot know to remove.
+        if (envelope.mail_from or "").lower() not in route.sender.sender_addresses:
             return replies.NOT_COUNTERPART, route
         return replies.RECIPIENT_OK, route
 

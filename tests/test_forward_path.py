@@ -166,6 +166,8 @@ async def test_refused_at_rcpt_and_nothing_delivered(relay, sink, conversation):
     assert code == 550 and text.startswith("5.7.1") and "other party" in text
     code, text = await rcpt_reply(BUYER, "someone@elsewhere.example")
     assert code == 550 and text.startswith("5.7.1") and "Relay access denied" in text
+    code, text = await rcpt_reply("", conversation.seller_alias)  # a delivery report from the other side
+    assert code == 550 and text.startswith("5.7.1")
 
     # The only message that arrives is the one sent afterwards by the rightful sender.
     await send(relay, BUYER, conversation.seller_alias, _buyer_first_message(conversation))
