@@ -33,6 +33,7 @@ NOT_COUNTERPART = Reply(
 )
 ONE_RECIPIENT = Reply(452, "4.5.3", "One alias per message: send to the other recipients in a new transaction")
 
+TOO_BIG = Reply(552, "5.3.4", "Message size exceeds the limit of {limit} bytes")
 BARE_LINE_END = Reply(550, "5.6.0", "Message refused: it contains {problem}; lines must end with CRLF (RFC 5321 2.3.8)")
 MAIL_LOOP = Reply(554, "5.4.6", "Message refused: it has passed {hops} relays, a mail loop")
 MALFORMED = Reply(550, "5.6.0", "Message refused: {reason}")
