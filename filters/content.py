@@ -1,9 +1,16 @@
 """What a content rule looks at: the readable text of a body or a text attachment."""
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from . import html as html_reader
+
+# Between the subject and each body: a sentence break, so that "Re: Your order"
+# and a body starting "Now that..." never read as "order now".
+PART_BREAK = "\n.\n"
+_QUOTED_LINE = re.compile(r"(?m)^[ \t]*>.*$")
 
 
 @dataclass(frozen=True)
@@ -19,13 +26,24 @@ class Readable:
     text: str
     links: list[str] = field(default_factory=list)
     mailtos: list[str] = field(default_factory=list)
+    own_text: str = ""
+    """The text without quoted replies ("> " lines, HTML blockquotes): what the sender wrote now."""
 
 
-def readable(texts: tuple[str, ...] | list[str], htmls: tuple[str, ...] | list[str] = ()) -> Readable:
-    reading = Readable("\n".join(texts))
+def normalise(text: str) -> str:
+    """Text as it looks on screen: compatibility forms folded (full-width letters and
+    dots), invisible characters (soft hyphens, zero-width spaces) removed."""
+    text = unicodedata.normalize("NFKC", text).replace("\u3002", ".")
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
+def readable(texts, htmls=()) -> Readable:
+    texts = [normalise(t) for t in texts]
+    reading = Readable(PART_BREAK.join(texts), own_text=PART_BREAK.join(_QUOTED_LINE.sub("", t) for t in texts))
     for html in htmls:
         parsed = html_reader.read(html)
-        reading.text += "\n" + parsed.text
+        reading.text += PART_BREAK + normalise(parsed.text)
+        reading.own_text += PART_BREAK + normalise(parsed.own_text)
         reading.links += parsed.links
         reading.mailtos += parsed.mailtos
     return reading

@@ -11,16 +11,18 @@ from typing import Iterator
 
 import tldextract
 
-# Text that hides a dot: example[.]com, example(.)com, example dot com.
+# Text that hides a dot: example[.]com, example(.)com, example dot com,
+# example-dot-com, "example . com" before a common suffix.
 _BRACKET_DOT = re.compile(r"\s*[\[({]\s*(?:\.|dot|punto|titik)\s*[\])}]\s*", re.IGNORECASE)
-_WORD_DOT = re.compile(
-    r"(?<=\w)\s+(?:dot|punto|titik)\s+(?=(?:com|net|org|shop|store|online|site|info|biz|co|es|it|id|uk|de|fr|io|me|us)\b)",
-    re.IGNORECASE,
-)
+_COMMON_SUFFIX = r"(?:com|net|org|shop|store|online|site|info|biz|co|es|it|id|uk|de|fr|io|me|us|ly)\b"
+_WORD_DOT = re.compile(r"(?<=\w)(?:\s+dot\s+|-dot-|\s+\.\s+)(?=" + _COMMON_SUFFIX + ")", re.IGNORECASE)
 _CANDIDATE = re.compile(
-    r"(?<![\w@.\-])((?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9\-]{0,62})(?![\w@\-]|\.[a-z0-9])",
-    re.IGNORECASE,
+    r"(?<![\w@.\-])((?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+[^\W\d_][\w\-]{0,62})(?![\w@\-]|\.\w)",
 )
+# Abbreviations and file names that happen to end in a real suffix.
+_NOT_DOMAINS = {"gent.mo", "gent.ma", "gent.mi", "preg.mo", "preg.ma", "ill.mo", "ill.ma", "ch.mo", "ch.ma", "sig.na",
+                "sig.ra", "egr.gio", "co.ltd", "s.p.a", "s.r.l"}
+_FILE_SUFFIXES = {"ai", "zip", "mov", "md", "sh", "py", "pl", "rs", "ps", "cc", "so", "app"}
 
 
 @lru_cache(maxsize=1)
@@ -41,8 +43,19 @@ def registered_domain(host: str) -> str | None:
     return f"{parts.domain}.{parts.suffix}"
 
 
+def _looks_like_a_domain(written: str) -> bool:
+    # "word.Word" is a sentence without its space ("Thanks.See you", "hoy.Es un"),
+    # not a domain: after a dot, a domain's labels are not capitalised words.
+    if any(label[:1].isupper() and label[1:2].islower() for label in written.split(".")[1:]):
+        return False
+    lowered = written.lower()
+    if lowered in _NOT_DOMAINS or (lowered.count(".") == 1 and lowered.rsplit(".", 1)[1] in _FILE_SUFFIXES):
+        return False
+    return registered_domain(written) is not None
+
+
 def domains_in(text: str) -> Iterator[re.Match]:
     """Every bare domain name in text (group 1 is the name as written)."""
     for match in _CANDIDATE.finditer(text):
-        if registered_domain(match.group(1)):
+        if _looks_like_a_domain(match.group(1)):
             yield match

@@ -37,7 +37,7 @@ class Pipeline:
             return self.links.check(content)
         if rule == "contact":
             return contact.check(content, facts)
-        return self.wording[rule].check(content)
+        return self.wording[rule].check(content, quotes=not facts.buyer_thread)
 
     def judge(self, view: MessageView, facts: Facts) -> Judgement:
         trail: list[tuple[str, Verdict]] = []

@@ -15,6 +15,8 @@ class WordingDetector:
         self.kind = kind
         self.book = PhraseBook(kind, extra_phrases)
 
-    def check(self, content: Readable) -> Finding | None:
-        found = self.book.find(content.text)
+    def check(self, content: Readable, quotes: bool = True) -> Finding | None:
+        """quotes=False reads only what the sender wrote now: in a reply to the buyer,
+        the buyer's own quoted "I'll leave a 5-star review" is not the seller asking."""
+        found = self.book.find(content.text if quotes else content.own_text)
         return Finding(found, REASONS[self.kind]) if found else None
