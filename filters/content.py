@@ -11,6 +11,8 @@ from . import html as html_reader
 # and a body starting "Now that..." never read as "order now".
 PART_BREAK = "\n.\n"
 _QUOTED_LINE = re.compile(r"(?m)^[ \t]*>.*$")
+# Format characters a reader never sees: soft hyphen, zero-width and direction marks, BOM.
+_INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,9 @@ class Readable:
 def normalise(text: str) -> str:
     """Text as it looks on screen: compatibility forms folded (full-width letters and
     dots), invisible characters (soft hyphens, zero-width spaces) removed."""
-    text = unicodedata.normalize("NFKC", text).replace("\u3002", ".")
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    if text.isascii():
+        return text
+    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text).replace("\u3002", "."))
 
 
 def readable(texts, htmls=()) -> Readable:
