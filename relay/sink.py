@@ -20,7 +20,8 @@ class PrintingHandler:
     async def handle_DATA(self, server, session, envelope):
         self.count += 1
         content = envelope.original_content.decode("utf-8", "replace").replace("\r\n", "\n")
-        print(f"----- message {self.count}: MAIL FROM:<{envelope.mail_from}> RCPT TO:"
+        sender = envelope.mail_from if envelope.mail_from == "<>" else f"<{envelope.mail_from}>"
+        print(f"----- message {self.count}: MAIL FROM:{sender} RCPT TO:"
               + ", ".join(f"<{r}>" for r in envelope.rcpt_tos)
               + f" ({len(envelope.original_content)} bytes)", file=self.out)
         print(content.rstrip("\n"), file=self.out)
