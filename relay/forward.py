@@ -86,13 +86,18 @@ class Forwarder:
             ref = uuid.uuid4().hex[:12]
             log.exception("message handling failed", extra={"ref": ref, "conversation": route.conversation_id})
             outcome = Outcome(replies.INTERNAL_ERROR(ref=ref), "failed", "internal_error", f"internal error, ref {ref}")
-        await self.store.record(Decision(
-            conversation_id=route.conversation_id, direction=route.direction, size_in=len(raw),
-            verdict=outcome.verdict, received_at=arrival.received_at, relay_message_id=outcome.relay_message_id,
-            original_message_id=ids.message_id if ids else None, size_out=outcome.size_out,
-            rule=outcome.rule, reason=outcome.reason, next_hop_reply=outcome.next_hop_reply,
-            unsolicited=outcome.unsolicited,
-        ))
+        try:
+            await self.store.record(Decision(
+                conversation_id=route.conversation_id, direction=route.direction, size_in=len(raw),
+                verdict=outcome.verdict, received_at=arrival.received_at, relay_message_id=outcome.relay_message_id,
+                original_message_id=ids.message_id if ids else None, size_out=outcome.size_out,
+                rule=outcome.rule, reason=outcome.reason, next_hop_reply=outcome.next_hop_reply,
+                unsolicited=outcome.unsolicited,
+            ))
+        except Exception:
+            # The decision stands: answering 451 now would make the client send a
+            # message the next hop already has a second time. The log line keeps it.
+            log.exception("message log write failed", extra={"conversation": route.conversation_id})
         DECISIONS.info(outcome.verdict, extra={
             "conversation": route.conversation_id, "direction": route.direction,
             "sender_alias": route.sender_alias, "recipient_alias": route.recipient_alias,

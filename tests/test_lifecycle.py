@@ -148,3 +148,15 @@ async def test_a_transaction_still_running_after_the_grace_period_gets_421(tmp_p
         await sending
     assert cut.value.code == 421 and cut.value.message.startswith("4.3.2")
     sink.hold.set()
+
+
+async def test_a_message_log_that_cannot_be_written_does_not_make_the_client_send_twice(relay, sink, conversation,
+                                                                                      caplog):
+    from sqlalchemy import text
+    async with relay.engine.begin() as db:  # the store refuses every new log row, as a full disk would
+        await db.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
+    reply = await send(relay, BUYER, conversation.seller_alias, crlf(f"From: {BUYER}\nSubject: once\n\nHello\n"))
+    assert reply.startswith("2.0.0 Forwarded")
+    await sink.wait_for(1)
+    assert len(sink.messages) == 1
+    assert any(r.getMessage() == "message log write failed" for r in caplog.records)
