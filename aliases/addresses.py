@@ -26,7 +26,3 @@ def normalize(address: str) -> str:
 def new_local_part() -> str:
     """A fresh alias local part from the OS's CSPRNG, derived from nothing."""
     return "".join(secrets.choice(ALIAS_ALPHABET) for _ in range(ALIAS_LENGTH))
-
-
-def new_token(length: int = 24) -> str:
-    return "".join(secrets.choice(ALIAS_ALPHABET) for _ in range(length))

@@ -57,22 +57,22 @@ class Pipeline:
             if done("optout", optout.check(view, facts, body, self.config.optout, marked_wording)):
                 return Judgement(tuple(trail))
         stripped = {i for _, v in trail for i in v.attachments}
-        texts = [a for a in view.attachments if a.id not in stripped and _is_text(a)]
+        texts = {a.id: (a, readable([_decoded(a)])) for a in view.attachments if a.id not in stripped and _is_text(a)}
         for rule in CONTENT_RULES:
             if not self._applies(rule, facts):
                 continue
             finding = self._find(rule, body, facts)
             if finding and done(rule, bounce(rule, finding.reason, finding.snippet)):
                 return Judgement(tuple(trail))
-            for attachment in texts:
+            for attachment, reading in texts.values():
                 if attachment.id in stripped:
                     continue
-                finding = self._find(rule, readable([_decoded(attachment)]), facts)
+                finding = self._find(rule, reading, facts)
                 if finding:
                     done(rule, strip(rule, f"{attachment.filename} contains {finding.reason}", attachment.id, finding.snippet))
                     stripped.add(attachment.id)
-        if self._applies("frequency", facts) and done("frequency", frequency.check(facts, self.config.frequency)):
-            return Judgement(tuple(trail))
+        if self._applies("frequency", facts):
+            done("frequency", frequency.check(facts, self.config.frequency))
         return Judgement(tuple(trail))
 
 

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SELLER_TO_BUYER, BUYER_TO_SELLER = "seller_to_buyer", "buyer_to_seller"
-
-
 @dataclass(frozen=True)
 class Attachment:
     id: str
@@ -44,7 +41,6 @@ class Facts:
     replies_to_buyer: bool = False
     """In-Reply-To/References name a message the buyer sent in this conversation."""
     unsolicited_last_day: int = 0
-    alias_domain: str = ""
 
     @property
     def buyer_thread(self) -> bool:

@@ -20,18 +20,25 @@ class Failure(Exception):
 
 
 async def _with_store(config: Config, work):
+    """Run work(store) on a database brought to head (SQLite) or found at head (others)."""
     url = config.database_url()
     engine = database.create_engine(url)
     try:
-        if work is None:
-            await database.upgrade(engine)
-            return None
         await database.prepare(engine, url)
         return await work(Store(engine, config.aliases.domain))
-    except database.DatabaseError as exc:
+    except (database.DatabaseError, InvalidAddress, StoreError) as exc:
         raise Failure(str(exc)) from None
-    except (InvalidAddress, StoreError) as exc:
-        raise Failure(str(exc)) from None
+    finally:
+        await engine.dispose()
+
+
+async def _upgrade(config: Config) -> None:
+    engine = database.create_engine(config.database_url())
+    try:
+        await database.upgrade(engine)
+    except Exception as exc:  # driver errors differ per backend; name the store and the cause
+        raise Failure(f"database {database.safe_url(config.database_url())}: {type(exc).__name__}: {exc}"
+                      .splitlines()[0]) from None
     finally:
         await engine.dispose()
 
@@ -65,7 +72,7 @@ def run(args: argparse.Namespace, config: Config) -> None:
         hop = config.delivery
         asyncio.run(sink.run(args.host or hop.host, args.port or hop.port))
     elif args.command == "db":
-        asyncio.run(_with_store(config, None))
+        asyncio.run(_upgrade(config))
         print(f"database at schema revision {database.head_revision()}")
     elif args.command == "conversation" and args.action == "open":
         async def open_(store: Store):

@@ -1,6 +1,6 @@
 """Handing a message to the next hop: the one way anything leaves the relay.
 
-Forwards and (later) notices both go through `send`, so envelope rules live in
+Forwards and notices both go through `send`, so envelope rules live in
 one place: the envelope sender is always given explicitly (an alias, or the
 null sender <> for notices) and the recipients are passed in, never read from
 the message's To/Cc/Bcc.

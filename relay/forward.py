@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 from typing import Callable
 
-from aliases.store import BUYER, Decision, Route, Store, ThreadLink
+from aliases.store import BUYER, SELLER_TO_BUYER, Decision, Route, Store, ThreadLink
 from bounces import notice
 from filters.view import Facts
 
@@ -28,7 +28,8 @@ from .leaks import leaked_addresses
 from .logs import DECISIONS, AddressLabels
 from .names import display_name
 from .parse import TRACE_COMMENT, ThreadIds, line_end_problem, relay_traces, thread_ids
-from .rewrite import MalformedMessage, Plan
+from .mime import MalformedMessage
+from .rewrite import Plan
 from .scrub import AddressScrubber
 from .view import decoded_header
 from .worker import Outgoing, prepare
@@ -133,7 +134,7 @@ class Forwarder:
     async def _act(self, arrival: Arrival, plan: Plan, facts: Facts, outgoing: Outgoing) -> Outcome:
         """Carry out the filters' judgement: bounce with a notice, or forward what the rewrite made."""
         route = arrival.route
-        unsolicited = route.direction == "seller_to_buyer" and not facts.replies_to_buyer
+        unsolicited = route.direction == SELLER_TO_BUYER and not facts.replies_to_buyer
         bounce = outgoing.judgement.bounce
         if bounce:
             return await self._bounce(arrival, outgoing, bounce.rule, bounce.reason, bounce.snippet)
@@ -159,8 +160,7 @@ class Forwarder:
         if outgoing.removed:
             outcome.rule = "attachment_removed"
             outcome.reason = "; ".join(f"{v.rule}: {v.reason}" for v in outgoing.judgement.strips)
-            blocked = self._blocked(arrival, outgoing, "attachment_removed", outcome.reason, None)
-            outcome.notice = await self._send_notice(arrival, outgoing, blocked)
+            outcome.notice = await self._notify(arrival, outgoing, "attachment_removed", outcome.reason, None)
         return outcome
 
     async def _facts(self, route: Route, links: dict[str, ThreadLink]) -> Facts:
@@ -174,7 +174,6 @@ class Forwarder:
             buyer_has_written=activity.buyer_has_written,
             replies_to_buyer=any(link.sent_by == BUYER for link in links.values()),
             unsolicited_last_day=activity.unsolicited_last_day,
-            alias_domain=self.config.aliases.domain,
         )
 
     def _plan(self, route: Route, ids: ThreadIds, links: dict[str, ThreadLink], arrival: Arrival) -> Plan:
@@ -214,39 +213,33 @@ class Forwarder:
     # -- notices -------------------------------------------------------------
 
     async def _bounce(self, arrival: Arrival, outgoing: Outgoing, rule: str, reason: str, snippet) -> Outcome:
-        blocked = self._blocked(arrival, outgoing, rule, reason, snippet)
-        if arrival.envelope_from == NULL_SENDER or outgoing.auto_submitted:
+        if _automatic(arrival, outgoing):
             # RFC 3834: never answer automatic mail automatically; say no in the session instead.
-            # (The session refuses <> at RCPT; this holds even if that ever changes.)
             return Outcome(replies.BLOCKED(reason=reason[:200]), "bounced", rule, reason,
                            notice="none: null sender or Auto-Submitted")
-        sent = await self._send_notice(arrival, outgoing, blocked)
+        sent = await self._notify(arrival, outgoing, rule, reason, snippet)
         if sent != "sent":
             return Outcome(replies.NOTICE_DEFERRED(), "failed", rule, reason, notice=sent)
         return Outcome(replies.BOUNCED(rule=rule), "bounced", rule, reason, notice=sent)
 
-    def _blocked(self, arrival: Arrival, outgoing: Outgoing, rule: str, reason: str, snippet) -> notice.Blocked:
-        date = decoded_header(arrival.entity.first("date")) or arrival.received_at.strftime(
-            "%a, %d %b %Y %H:%M:%S +0000")
-        # The sender's own words may name the recipient by real address: the notice says the alias.
-        route = arrival.route
-        recipient_only = recipient_scrubber(route)
-        return notice.Blocked(subject=recipient_only.scrub_text(outgoing.subject), date=date, order_id=route.order_id,
-                              rule=rule, reason=reason, snippet=snippet and recipient_only.scrub_text(snippet),
-                              removed=outgoing.removed)
-
-    async def _send_notice(self, arrival: Arrival, outgoing: Outgoing, blocked: notice.Blocked) -> str:
-        if arrival.envelope_from == NULL_SENDER or outgoing.auto_submitted:
+    async def _notify(self, arrival: Arrival, outgoing: Outgoing, rule: str, reason: str, snippet) -> str:
+        """Send the sender a notice; say what became of it (sent, failed, or why none was sent)."""
+        if _automatic(arrival, outgoing):
             return "none: null sender or Auto-Submitted"
         route = arrival.route
-        recipient_only = recipient_scrubber(route)
-        headers = recipient_only.scrub(arrival.entity.header_block)
-        domain = self.config.aliases.domain
+        # The sender's own words may name the recipient by real address: the notice says the alias.
+        recipient_only = AddressScrubber({a: route.recipient_alias for a in route.recipient.sender_addresses})
+        date = decoded_header(arrival.entity.first("date")) or arrival.received_at.strftime("%a, %d %b %Y %H:%M:%S +0000")
+        blocked = notice.Blocked(
+            subject=recipient_only.scrub_text(outgoing.subject), date=date, order_id=route.order_id, rule=rule,
+            reason=reason, snippet=snippet and recipient_only.scrub_text(snippet), removed=outgoing.removed,
+        )
         message = notice.build(
             blocked=blocked, sender=notice.Sender(arrival.envelope_from, route.sender.locale),
             recipient_role=route.recipient.role, recipient_alias=route.recipient_alias,
-            original_headers=headers.decode("utf-8", "replace"),
-            from_name=self.config.notices.from_name, from_address=f"{self.config.notices.from_local_part}@{domain}",
+            original_headers=recipient_only.scrub(arrival.entity.header_block).decode("utf-8", "replace"),
+            from_name=self.config.notices.from_name,
+            from_address=f"{self.config.notices.from_local_part}@{self.config.aliases.domain}",
             reporting_mta=self.config.server.hostname,
         )
         if leaked_addresses(message, recipient_only):
@@ -258,6 +251,7 @@ class Forwarder:
         return "sent" if answer.accepted else f"failed: {answer.text}"
 
 
-def recipient_scrubber(route: Route) -> AddressScrubber:
-    """What a notice to the sender must not show: the recipient's real addresses, replaced by their alias."""
-    return AddressScrubber({address: route.recipient_alias for address in route.recipient.sender_addresses})
+def _automatic(arrival: Arrival, outgoing: Outgoing) -> bool:
+    """Mail no notice may answer (RFC 3834): the null sender, or Auto-Submitted other than "no".
+    The session refuses <> at RCPT already; this holds even if that ever changes."""
+    return arrival.envelope_from == NULL_SENDER or outgoing.auto_submitted

@@ -58,9 +58,6 @@ class Entity:
                 return raw
         return None
 
-    def to_bytes(self) -> bytes:
-        return b"".join(raw for _, raw in self.fields) + self.separator + self.body
-
 
 def field_name(raw: bytes) -> str:
     return raw.split(b":", 1)[0].strip().decode("ascii", "replace").lower()

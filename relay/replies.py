@@ -16,10 +16,6 @@ class Reply:
     def __str__(self) -> str:
         return self()
 
-    @property
-    def permanent(self) -> bool:
-        return self.code >= 500
-
 
 FORWARDED = Reply(250, "2.0.0", "Forwarded as {message_id}")
 RECIPIENT_OK = Reply(250, "2.1.5", "Recipient ok")

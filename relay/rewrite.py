@@ -20,7 +20,7 @@ from email.utils import collapse_rfc2231_value, formataddr, formatdate
 from urllib.parse import quote, unquote_to_bytes
 
 from . import mime
-from .mime import MAX_DEPTH, MalformedMessage  # noqa: F401  (MalformedMessage is part of this module's interface)
+from .mime import MAX_DEPTH, MalformedMessage
 from .parse import relay_traces
 from .scrub import AddressScrubber
 

@@ -85,7 +85,6 @@ class Gatekeeper:
     """aiosmtpd handler hooks: EHLO, RCPT, DATA, and the reply for an unexpected error."""
 
     def __init__(self, config: Config, store: Store, forwarder: Forwarder):
-        self.config = config
         self.store = store
         self.forwarder = forwarder
         self.domain = config.aliases.domain
@@ -98,7 +97,7 @@ class Gatekeeper:
 
     async def handle_RCPT(self, server, session: Session, envelope: Envelope, address: str, options: list[str]):
         reply, route = await self._recipient_verdict(envelope, address)
-        if route is None or reply is not replies.RECIPIENT_OK:
+        if reply is not replies.RECIPIENT_OK:
             # An outside address may be somebody's real one; an alias is safe to show.
             at_home = address.lower().endswith("@" + self.domain)
             DECISIONS.info("refused", extra={
@@ -155,7 +154,8 @@ class Relay:
         if self._pool is None or getattr(self._pool, "_broken", False):
             workers = self.config.server.workers or os.cpu_count() or 1
             # spawn, not fork: the parent holds an event loop, database threads and sockets.
-            self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=worker.warm_up, initargs=(self.config.filters,))
         return self._pool
 
     def _session(self) -> RelaySession:

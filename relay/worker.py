@@ -52,6 +52,6 @@ def prepare(raw: bytes, plan: Plan, filters: FiltersConfig, facts: Facts, recipi
     return replace(outcome, message=message, leaks=tuple(leaked_addresses(message, plan.scrubber)), removed=removed)
 
 
-def warm_up(filters: FiltersConfig) -> bool:
+def warm_up(filters: FiltersConfig) -> None:
+    """Load phrase lists and the suffix list before the first message needs them."""
     _pipeline(filters)
-    return True

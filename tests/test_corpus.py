@@ -14,7 +14,8 @@ import pytest
 
 from filters.settings import FiltersConfig
 from filters.view import Facts
-from relay.rewrite import MalformedMessage, Plan
+from relay.mime import MalformedMessage
+from relay.rewrite import Plan
 from relay.scrub import AddressScrubber
 from relay.worker import prepare
 

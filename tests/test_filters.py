@@ -23,7 +23,7 @@ SELLER_ALIAS = "s0s0s0s0s0s0s0s0@relay.test"
 
 def facts(**overrides) -> Facts:
     values = dict(direction="seller_to_buyer", conversation_aliases=frozenset({BUYER_ALIAS, SELLER_ALIAS}),
-                  party_addresses=frozenset({SELLER, BUYER}), alias_domain="relay.test")
+                  party_addresses=frozenset({SELLER, BUYER}))
     return Facts(**{**values, **overrides})
 
 
