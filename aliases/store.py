@@ -1,13 +1,8 @@
-"""The store's operations, in the domain's words.
-
-Everything leaving this module is a frozen dataclass, never an ORM object, so
-the rest of the relay cannot lazily touch the database by accident.
-"""
+"""The store's operations, in the domain's words; what they return is in aliases/views.py."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -16,80 +11,8 @@ from sqlalchemy.orm import aliased
 
 from .addresses import new_local_part, normalize
 from .models import Alias, Conversation, MessageRecord, Party, SenderAddress, utcnow
-
-BUYER, SELLER = "buyer", "seller"
-BUYER_TO_SELLER, SELLER_TO_BUYER = "buyer_to_seller", "seller_to_buyer"
-
-
-class StoreError(ValueError):
-    """A request the store refuses, worded for the person who made it."""
-
-
-@dataclass(frozen=True)
-class PartyView:
-    address: str
-    role: str
-    display_name: str | None
-    locale: str
-    opted_out: bool
-    sender_addresses: frozenset[str]
-    """Every address this party may send from: its own and any registered extras."""
-
-
-@dataclass(frozen=True)
-class OpenedConversation:
-    conversation_id: str
-    buyer_alias: str
-    seller_alias: str
-
-
-@dataclass(frozen=True)
-class Route:
-    """What an alias means: who it reaches, who may write to it, and as whom they appear."""
-
-    conversation_id: str
-    order_id: str | None
-    category: str | None
-    direction: str
-    recipient: PartyView
-    sender: PartyView
-    recipient_alias: str
-    sender_alias: str
-
-
-@dataclass(frozen=True)
-class ThreadLink:
-    """An id in a message's In-Reply-To/References, as the other side knows it."""
-
-    translated: str
-    sent_by: str  # role of the party who sent the message it names
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One message's outcome, for the message log."""
-
-    conversation_id: str
-    direction: str
-    size_in: int
-    verdict: str
-    received_at: datetime
-    relay_message_id: str | None = None
-    original_message_id: str | None = None
-    size_out: int | None = None
-    rule: str | None = None
-    reason: str | None = None
-    next_hop_reply: str | None = None
-    unsolicited: bool = False
-
-
-@dataclass(frozen=True)
-class Activity:
-    """What has happened in a conversation so far, for the opt-out and over-messaging rules."""
-
-    buyer_has_written: bool
-    unsolicited_last_day: int
-
+from .views import (BUYER, BUYER_TO_SELLER, SELLER, SELLER_TO_BUYER, Activity, Decision, OpenedConversation,
+                    PartyView, Route, StoreError, ThreadLink)
 
 def _route_query():
     """Built once: constructing aliased joins costs more than running them."""
@@ -112,16 +35,13 @@ def _route_query():
 _ROUTE = _route_query()
 
 
+def _party_view(address: str, role: str, name: str | None, locale: str, opted_out: bool, extras) -> PartyView:
+    return PartyView(address, role, name, locale, opted_out, frozenset({address, *extras}))
+
+
 def _view(party: Party) -> PartyView:
-    extras = [extra.address for extra in party.sender_addresses]
-    return PartyView(
-        address=party.address,
-        role=party.role,
-        display_name=party.display_name,
-        locale=party.locale,
-        opted_out=party.opted_out,
-        sender_addresses=frozenset({party.address, *extras}),
-    )
+    return _party_view(party.address, party.role, party.display_name, party.locale, party.opted_out,
+                       [extra.address for extra in party.sender_addresses])
 
 
 class Store:
@@ -239,9 +159,7 @@ class Store:
             )).all()
 
         def view(party_row) -> PartyView:
-            party_id_, address, role, name, locale, opted_out = party_row
-            own_extras = {a for p, a in extras if p == party_id_}
-            return PartyView(address, role, name, locale, opted_out, frozenset({address, *own_extras}))
+            return _party_view(*party_row[1:], [a for p, a in extras if p == party_row[0]])
 
         to_seller = party_id == seller_row[0]
         buyer_view, seller_view = view(buyer_row), view(seller_row)

@@ -8,7 +8,8 @@ import signal
 
 from aliases import database
 from aliases.addresses import InvalidAddress
-from aliases.store import Store, StoreError
+from aliases.store import Store
+from aliases.views import StoreError
 
 from . import sink
 from .config import Config

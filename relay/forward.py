@@ -18,7 +18,8 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 from typing import Callable
 
-from aliases.store import BUYER, SELLER_TO_BUYER, Decision, Route, Store, ThreadLink
+from aliases.store import Store
+from aliases.views import BUYER, SELLER_TO_BUYER, Decision, Route, ThreadLink
 from bounces import notice
 from filters.view import Facts
 

@@ -6,7 +6,7 @@ role words live with the other translated texts, in bounces/locales/.
 """
 from __future__ import annotations
 
-from aliases.store import PartyView
+from aliases.views import PartyView
 from bounces.texts import texts
 
 

@@ -16,7 +16,7 @@ import aiosmtplib
 import pytest
 from aiosmtpd.smtp import SMTP
 
-from aliases.store import OpenedConversation
+from aliases.views import OpenedConversation
 from relay.config import Config
 from relay.server import Relay
 

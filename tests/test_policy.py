@@ -9,7 +9,7 @@ from email.policy import default as default_policy
 import aiosmtplib
 import pytest
 
-from conftest import BUYER, SELLER, SELLER_DOMAIN, crlf, open_conversation, send
+from conftest import BUYER, SELLER, crlf, open_conversation, send
 from test_filters import EXE, PDF
 
 BUYER_DOMAIN = BUYER.split("@")[1]

@@ -15,7 +15,8 @@ import asyncpg
 import pytest
 
 from aliases import database
-from aliases.store import Decision, Store
+from aliases.store import Store
+from aliases.views import Decision
 from conftest import BUYER, SELLER, crlf, make_config, send
 from relay.server import Relay
 
