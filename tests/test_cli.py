@@ -1,12 +1,16 @@
 """The command line as the marketplace backend and operators use it, and configuration errors."""
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import socket
+import sys
 
+import aiosmtplib
 import pytest
 
-from conftest import BUYER, SELLER, crlf, make_config, run_cli, send
+from conftest import BUYER, ROOT, SELLER, crlf, make_config, run_cli, send
 from relay.server import Relay
 
 ALIAS = re.compile(r"^[a-z0-9]{16}@relay\.test$")
@@ -114,3 +118,29 @@ def test_db_upgrade_and_an_unreachable_database(tmp_path):
     assert unreachable.returncode == 1
     assert unreachable.stderr.startswith("relay: database postgresql://relay:***@127.0.0.1:9/relay")
     assert "secret" not in unreachable.stderr and "Traceback" not in unreachable.stderr
+
+
+async def test_relay_sink_prints_what_it_receives(tmp_path):
+    """The README's debugging next hop: a message sent to it is printed on stdout."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sink = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "relay.cli", "sink", "--port", str(port), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert b"listening" in await asyncio.wait_for(sink.stderr.readline(), 30)
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False) as client:
+            await client.sendmail("", ["orders@shop.example"], b"Subject: hello sink\r\n\r\nBody text\r\n")
+        lines = []
+
+        async def read_until_end():
+            while not lines or not lines[-1].startswith(b"----- end of message 1"):
+                lines.append(await sink.stdout.readline())
+        await asyncio.wait_for(read_until_end(), 15)
+        printed = b"".join(lines).decode()
+        assert "MAIL FROM:<> RCPT TO:<orders@shop.example>" in printed
+        assert "Subject: hello sink" in printed and "Body text" in printed
+    finally:
+        sink.terminate()
+        assert await asyncio.wait_for(sink.wait(), 15) == 0
