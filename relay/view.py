@@ -11,6 +11,8 @@ from filters.view import Attachment, MessageView
 from . import mime
 from .mime import MAX_DEPTH, MalformedMessage
 
+MAX_PARTS = 1000
+
 
 def decoded_header(raw: bytes | None) -> str:
     if raw is None:
@@ -56,6 +58,9 @@ def _walk(entity: mime.Entity, part_id: str, depth: int, texts, htmls, attachmen
         raise MalformedMessage(f"MIME parts are nested more than {MAX_DEPTH} levels deep")
     children = part_ids(entity, part_id)
     if children is not None:
+        if len(children) > MAX_PARTS:
+            # Mail clients show a handful of parts; tens of thousands are only a way to burn CPU.
+            raise MalformedMessage(f"a multipart has more than {MAX_PARTS} parts")
         for child_id, child in children:
             _walk(mime.parse_entity(child), child_id, depth + 1, texts, htmls, attachments)
         return

@@ -76,3 +76,11 @@ def test_hostile_nesting_is_refused_not_crashed():
     head = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i) for i in range(depth))
     with pytest.raises(MalformedMessage, match="nested more than"):
         prepare(b"Subject: deep\r\n" + head + b"\r\ntext\r\n", plan_for([]), NO_FILTERS, FACTS, "en")
+
+
+def test_a_flood_of_parts_is_refused_not_chewed_on():
+    parts = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n" for _ in range(1001))
+    raw = b'Subject: many\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n' + parts + b"--b--\r\n"
+    with pytest.raises(MalformedMessage, match="more than 1000 parts"):
+        prepare(raw, plan_for([]), NO_FILTERS, FACTS, "en")
+
