@@ -19,7 +19,7 @@ from email.utils import format_datetime
 from typing import Callable
 
 from aliases.store import Store
-from aliases.views import BUYER, SELLER_TO_BUYER, Decision, Route, ThreadLink
+from aliases.views import BUYER, SELLER_TO_BUYER, Activity, Decision, Route, ThreadLink
 from bounces import notice
 from filters.view import Facts
 
@@ -120,8 +120,11 @@ class Forwarder:
         if hops >= self.config.server.max_relay_hops:
             return Outcome(replies.MAIL_LOOP(hops=hops), "refused", "mail_loop", f"{hops} relay hops")
 
-        links = await self.store.thread_links(route.conversation_id, route.direction, ids.all_referenced)
-        facts = await self._facts(route, links)
+        links, activity = await asyncio.gather(  # two independent reads, one round trip of waiting
+            self.store.thread_links(route.conversation_id, route.direction, ids.all_referenced),
+            self.store.activity(route.conversation_id),
+        )
+        facts = self._facts(route, links, activity)
         plan = self._plan(route, ids, links, arrival)
         try:
             outgoing = await self._prepare(arrival.raw, plan, facts, route.recipient.locale)
@@ -164,8 +167,7 @@ class Forwarder:
             outcome.notice = await self._notify(arrival, outgoing, "attachment_removed", outcome.reason, None)
         return outcome
 
-    async def _facts(self, route: Route, links: dict[str, ThreadLink]) -> Facts:
-        activity = await self.store.activity(route.conversation_id)
+    def _facts(self, route: Route, links: dict[str, ThreadLink], activity: Activity) -> Facts:
         return Facts(
             direction=route.direction,
             conversation_aliases=frozenset({route.sender_alias, route.recipient_alias}),
