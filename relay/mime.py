@@ -13,7 +13,7 @@ import base64
 import binascii
 import codecs
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from email.errors import MessageError
 from email.header import decode_header, make_header
@@ -23,6 +23,7 @@ from email.policy import compat32
 
 CRLF = b"\r\n"
 MAX_DEPTH = 40
+MAX_PARTS = 1000
 
 
 class MalformedMessage(ValueError):
@@ -158,6 +159,36 @@ def split_multipart(body: bytes, boundary: bytes) -> Multipart | None:
         multipart.delimiters.append(body[start:end])
         multipart.parts.append(body[end:part_end])
     return multipart
+
+
+@dataclass
+class Part:
+    """An entity and its place in the tree ("0" is the message, "0.2.1" the first part of its
+    second part); a usable multipart also has its cut body and its children. Read-only once built:
+    the filters' view and the rewrite both walk the same tree."""
+
+    entity: Entity
+    id: str
+    multipart: Multipart | None = None
+    children: list[Part] = field(default_factory=list)
+
+
+def tree(entity: Entity, part_id: str = "0", depth: int = 0) -> Part:
+    """Split an entity into its MIME tree, once. Never descends into message/rfc822."""
+    if depth > MAX_DEPTH:
+        raise MalformedMessage(f"MIME parts are nested more than {MAX_DEPTH} levels deep")
+    part = Part(entity, part_id)
+    headers = entity.headers
+    boundary = headers.get_boundary()
+    if headers.get_content_type().startswith("multipart/") and boundary:
+        part.multipart = split_multipart(entity.body, boundary.encode("utf-8", "surrogateescape"))
+    if part.multipart is not None:
+        if len(part.multipart.parts) > MAX_PARTS:
+            # Mail clients show a handful of parts; tens of thousands are only a way to burn CPU.
+            raise MalformedMessage(f"a multipart has more than {MAX_PARTS} parts")
+        part.children = [tree(parse_entity(child), f"{part_id}.{index + 1}", depth + 1)
+                         for index, child in enumerate(part.multipart.parts)]
+    return part
 
 
 def decode_body(body: bytes, transfer_encoding: str) -> bytes | None:

@@ -20,7 +20,7 @@ from email.utils import collapse_rfc2231_value, formataddr, formatdate
 from urllib.parse import quote, unquote_to_bytes
 
 from . import mime
-from .mime import MAX_DEPTH, MalformedMessage
+from .mime import MalformedMessage
 from .parse import relay_traces
 from .scrub import AddressScrubber
 
@@ -65,16 +65,18 @@ def clean_display_name(name: str) -> str:
     return " ".join(kept.split())[:100]
 
 
-def rewrite(raw: bytes, plan: Plan) -> bytes:
-    entity = mime.parse_entity(raw)
+def rewrite(message: bytes | mime.Part, plan: Plan) -> bytes:
+    """The outgoing message, from the raw bytes or from the tree the filters' view already walked."""
+    root = message if isinstance(message, mime.Part) else mime.tree(mime.parse_entity(message))
+    entity = root.entity
     relay_fields = _relay_fields(plan, entity)
     if plan.note is None:
-        return relay_fields + _rewrite_entity(entity, TOP_LEVEL_KEPT, plan, 0, "0")
+        return relay_fields + _rewrite_entity(root, TOP_LEVEL_KEPT, plan)
     # The note goes in a multipart/mixed around whatever the message was: the
     # top-level Content-* fields move down to the part that keeps the body.
     outer = b"".join(_kept_fields(entity, TOP_LEVEL_KEPT - CONTENT_FIELDS, plan, None))
     boundary = "=_note_" + _cid_token(b"note", plan)
-    parts = [] if "0" in plan.stripped else [_rewrite_entity(entity, CONTENT_FIELDS, plan, 0, "0")]
+    parts = [] if "0" in plan.stripped else [_rewrite_entity(root, CONTENT_FIELDS, plan)]
     parts.append(_header("Content-Type", 'text/plain; charset="utf-8"') + _header("Content-Transfer-Encoding", "base64")
                  + mime.CRLF + mime.encode_body(plan.note.encode("utf-8"), "base64"))
     delimiter = f"--{boundary}".encode("ascii")
@@ -83,10 +85,10 @@ def rewrite(raw: bytes, plan: Plan) -> bytes:
             + _header("Content-Type", f'multipart/mixed; boundary="{boundary}"') + mime.CRLF + body)
 
 
-def _rewrite_entity(entity: mime.Entity, allowed: frozenset[str], plan: Plan, depth: int, part_id: str) -> bytes:
-    body, new_encoding = _rewrite_body(entity, plan, depth, part_id)
-    fields = _kept_fields(entity, allowed, plan, new_encoding)
-    return b"".join(fields) + (entity.separator or mime.CRLF) + body
+def _rewrite_entity(part: mime.Part, allowed: frozenset[str], plan: Plan, depth: int = 0) -> bytes:
+    body, new_encoding = _rewrite_body(part, plan, depth)
+    fields = _kept_fields(part.entity, allowed, plan, new_encoding)
+    return b"".join(fields) + (part.entity.separator or mime.CRLF) + body
 
 
 def _header(name: str, value: str) -> bytes:
@@ -178,16 +180,15 @@ def _renamed_boundary(boundary: str, plan: Plan) -> str:
     return "=_" + _cid_token(b"boundary:" + boundary.encode("utf-8", "surrogateescape"), plan)
 
 
-def _rewrite_body(entity: mime.Entity, plan: Plan, depth: int, part_id: str) -> tuple[bytes, str | None]:
+def _rewrite_body(part: mime.Part, plan: Plan, depth: int) -> tuple[bytes, str | None]:
     """The new body, and a new transfer encoding if the body needed one."""
-    if depth > MAX_DEPTH:
-        raise MalformedMessage(f"MIME parts are nested more than {MAX_DEPTH} levels deep")
+    entity = part.entity
     headers = entity.headers
     content_type = headers.get_content_type()
     if content_type.startswith("multipart/"):
-        return _rewrite_multipart(entity, headers, plan, depth, part_id), None
+        return _rewrite_multipart(part, plan, depth), None
     if content_type in ("message/rfc822", "message/global"):
-        return _transcode(entity.body, headers, lambda data: _rewrite_embedded(data, plan, depth, part_id)), None
+        return _transcode(entity.body, headers, lambda data: _rewrite_embedded(data, plan, depth, part.id)), None
     if content_type.startswith(("text/", "message/")):
         # message/delivery-status, message/disposition-notification and the like are text with addresses in it.
         charset = headers.get_content_charset() or "us-ascii"
@@ -203,29 +204,29 @@ def _rewrite_body(entity: mime.Entity, plan: Plan, depth: int, part_id: str) -> 
     return entity.body, None  # a binary part leaves exactly as it came
 
 
-def _rewrite_multipart(entity: mime.Entity, headers, plan: Plan, depth: int, part_id: str) -> bytes:
-    boundary = headers.get_boundary()
-    multipart = mime.split_multipart(entity.body, boundary.encode("utf-8", "surrogateescape")) if boundary else None
+def _rewrite_multipart(part: mime.Part, plan: Plan, depth: int) -> bytes:
+    multipart = part.multipart
     if multipart is None:
         # No usable boundary: a client would show this as text, so scrub it as text.
-        return plan.scrubber.scrub(entity.body)
+        return plan.scrubber.scrub(part.entity.body)
+    boundary = part.entity.headers.get_boundary()
+    delimiters, epilogue = multipart.delimiters, multipart.epilogue
     if "@" in boundary:
         old, new = boundary.encode("utf-8", "surrogateescape"), _renamed_boundary(boundary, plan).encode("ascii")
-        multipart.delimiters = [d.replace(old, new) for d in multipart.delimiters]
-        multipart.epilogue = multipart.epilogue.replace(old, new, 1)
-    multipart.preamble = plan.scrubber.scrub(multipart.preamble)
-    multipart.epilogue = plan.scrubber.scrub(multipart.epilogue)
-    kept = [(delimiter, f"{part_id}.{index + 1}", part)
-            for index, (delimiter, part) in enumerate(zip(multipart.delimiters, multipart.parts))
-            if f"{part_id}.{index + 1}" not in plan.stripped]
-    multipart.delimiters = [delimiter for delimiter, _, _ in kept]
-    multipart.parts = [_rewrite_entity(mime.parse_entity(part), PART_KEPT, plan, depth + 1, child_id)
-                       for _, child_id, part in kept]
-    return multipart.to_bytes()
+        delimiters = [d.replace(old, new) for d in delimiters]
+        epilogue = epilogue.replace(old, new, 1)
+    kept = [(delimiter, child) for delimiter, child in zip(delimiters, part.children) if child.id not in plan.stripped]
+    return mime.Multipart(
+        preamble=plan.scrubber.scrub(multipart.preamble),
+        delimiters=[delimiter for delimiter, _ in kept],
+        parts=[_rewrite_entity(child, PART_KEPT, plan, depth + 1) for _, child in kept],
+        epilogue=plan.scrubber.scrub(epilogue),
+    ).to_bytes()
 
 
 def _rewrite_embedded(data: bytes, plan: Plan, depth: int, part_id: str) -> bytes:
-    return _rewrite_entity(mime.parse_entity(data), EMBEDDED_KEPT, plan, depth + 1, part_id + ".m")
+    embedded = mime.tree(mime.parse_entity(data), part_id + ".m", depth + 1)
+    return _rewrite_entity(embedded, EMBEDDED_KEPT, plan, depth + 1)
 
 
 def _transcode(body: bytes, headers, change) -> bytes:

@@ -10,7 +10,7 @@ from filters.settings import FiltersConfig
 from filters.verdict import Judgement
 from filters.view import Facts
 
-from . import view
+from . import mime, view
 from .leaks import leaked_addresses
 from .rewrite import Plan, rewrite
 
@@ -39,7 +39,8 @@ class Outgoing:
 
 
 def prepare(raw: bytes, plan: Plan, filters: FiltersConfig, facts: Facts, recipient_locale: str) -> Outgoing:
-    seen = view.build(raw)
+    root = mime.tree(mime.parse_entity(raw))  # split once: the view and the rewrite share it
+    seen = view.build(root)
     judgement = _pipeline(filters).judge(seen, facts)
     outcome = Outgoing(judgement, seen.subject, seen.auto_submitted)
     if judgement.bounce:
@@ -48,7 +49,7 @@ def prepare(raw: bytes, plan: Plan, filters: FiltersConfig, facts: Facts, recipi
     removed = tuple((names[i], v.rule) for v in judgement.strips for i in v.attachments)
     if removed:
         plan = replace(plan, stripped=judgement.stripped_ids, note=removal_note(recipient_locale, list(removed)))
-    message = rewrite(raw, plan)
+    message = rewrite(root, plan)
     return replace(outcome, message=message, leaks=tuple(leaked_addresses(message, plan.scrubber)), removed=removed)
 
 
