@@ -15,7 +15,7 @@ import re
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from aliases import database
 from aliases.store import Store
@@ -29,6 +29,27 @@ log = logging.getLogger(__name__)
 _SIZE = re.compile(r"(?i)(?:^|\s)SIZE=(\d{1,20})(?=\s|$)")
 
 
+class Sessions:
+    """The open sessions, and a signal whenever one may have become idle or gone (for shutdown)."""
+
+    def __init__(self) -> None:
+        self.open: set[RelaySession] = set()
+        self.changed = asyncio.Event()
+
+    def __iter__(self):
+        return iter(list(self.open))
+
+    def __len__(self) -> int:
+        return len(self.open)
+
+    def add(self, session: RelaySession) -> None:
+        self.open.add(session)
+
+    def discard(self, session: RelaySession) -> None:
+        self.open.discard(session)
+        self.changed.set()
+
+
 class RelaySession(SMTP):
     """aiosmtpd's session, able to tell an idle client from one with a transaction under way."""
 
@@ -36,7 +57,7 @@ class RelaySession(SMTP):
     # lines and Postfix takes them; the rewrite folds them before they leave.
     line_length_limit = 64 * 1024
 
-    def __init__(self, handler: Gatekeeper, sessions: set[RelaySession], **kwargs):
+    def __init__(self, handler: Gatekeeper, sessions: Sessions, **kwargs):
         super().__init__(handler, **kwargs)
         self.receiving = False
         self.sessions = sessions
@@ -49,6 +70,8 @@ class RelaySession(SMTP):
         self.sessions.discard(self)
         super().connection_lost(error)
 
+    # The overrides keep aiosmtpd's @syntax, which HELP lists commands by.
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:
         # aiosmtpd refuses an oversized SIZE itself, but without an enhanced
         # status code; answer first, in the relay's words (RFC 1870, RFC 3463).
@@ -59,6 +82,7 @@ class RelaySession(SMTP):
             return
         await super().smtp_MAIL(arg)
 
+    @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         # Stays set until the reply to the data has been written, so shutdown
         # never cuts in between a message's arrival and its answer.
@@ -67,6 +91,12 @@ class RelaySession(SMTP):
             await super().smtp_DATA(arg)
         finally:
             self.receiving = False
+            self.sessions.changed.set()
+
+    @syntax("RSET")
+    async def smtp_RSET(self, arg: str) -> None:
+        await super().smtp_RSET(arg)
+        self.sessions.changed.set()
 
     @property
     def in_transaction(self) -> bool:
@@ -144,7 +174,7 @@ class Relay:
         self.config = config
         self.engine = database.create_engine(config.database_url())
         self.store = Store(self.engine, config.aliases.domain)
-        self.sessions: set[RelaySession] = set()
+        self.sessions = Sessions()
         self._pool: ProcessPoolExecutor | None = None
         self.forwarder = Forwarder(config, self.store, self.executor)
         self.gatekeeper = Gatekeeper(config, self.store, self.forwarder)
@@ -193,12 +223,18 @@ class Relay:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         while self.sessions:
+            # Cleared before looking, so a session that goes idle meanwhile is not missed.
+            self.sessions.changed.clear()
             late = loop.time() >= deadline
-            for session in list(self.sessions):
+            for session in self.sessions:
                 if late or not session.in_transaction:
                     session.close_with(replies.SHUTTING_DOWN())
                     self.sessions.discard(session)
-            await asyncio.sleep(0.05)
+            if self.sessions:
+                try:
+                    await asyncio.wait_for(self.sessions.changed.wait(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    pass
         if self.server is not None:
             await self.server.wait_closed()
         if self._pool is not None:

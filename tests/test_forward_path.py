@@ -181,6 +181,8 @@ async def test_second_recipient_is_deferred_to_a_new_transaction(relay, sink, co
         ehlo = await client.ehlo()
         for extension in ("SIZE", "8BITMIME", "SMTPUTF8", "PIPELINING"):
             assert extension in ehlo.message
+        helped = await client.execute_command(b"HELP")
+        assert {"MAIL", "RCPT", "DATA", "RSET"} <= set(helped.message.split(": ", 1)[1].split())
         await client.mail(BUYER)
         await client.rcpt(conversation.seller_alias)
         with pytest.raises(aiosmtplib.SMTPRecipientRefused) as deferred:
