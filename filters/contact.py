@@ -30,6 +30,16 @@ _MAIL_PROVIDERS = {"gmail", "googlemail", "outlook", "hotmail", "live", "msn", "
                    "proton", "protonmail", "gmx", "libero", "virgilio", "tiscali", "zoho", "yandex", "mail"}
 
 
+# "My gmail is lindacrafts88": a mailbox named by its provider instead of its domain.
+# The handle must look like one (a digit, dot or underscore) so "my gmail is slow" passes.
+_PROVIDER = r"(?:gmail|googlemail|hotmail|outlook|yahoo|icloud|proton(?:mail)?|gmx|libero)"
+_PROVIDER_HANDLE = re.compile(
+    r"(?i)\b(?:(?:my|our) " + _PROVIDER + r"(?: account| address| id)? (?:is|:)|(?:mi|nuestro) " + _PROVIDER
+    + r" es|(?:il )?(?:mio|nostro) " + _PROVIDER + r" (?:e|è)|" + _PROVIDER + r" (?:saya|kami)(?: adalah)?)"
+    r"\s*:?\s*([\w.+\-]*[\d._][\w.+\-]*)"
+)
+
+
 def _plausible(local: str, joiner: str, domain: str) -> bool:
     if not joiner.strip().lower() == "at":  # bracketed forms are deliberate
         return True
@@ -44,6 +54,9 @@ def check(content: Readable, facts: Facts) -> Finding | None:
     text = content.text
     for match in _ADDRESS.finditer(text):
         if match.group(0).lower().rstrip(".") not in allowed:
+            return Finding(around(text, match.start(), match.end()), "an email address outside the marketplace")
+    for match in _PROVIDER_HANDLE.finditer(text):
+        if len(match.group(1).strip("._")) >= 3:
             return Finding(around(text, match.start(), match.end()), "an email address outside the marketplace")
     for match in _HIDDEN.finditer(text):
         domain = re.sub(r"\s+", "", domains.reveal(re.sub(r"(?i)\s+dot\s+", ".", match.group(3))))

@@ -58,6 +58,9 @@ CONTENT_TABLE = [
     ("contact", "Write to me at shop.help@gmail.com instead"),
     ("contact", "Email shophelp [at] gmail [dot] com"),
     ("contact", "email me at lindapark.crafts at outlook.com"),
+    ("contact", "My gmail is lindacrafts88, write there for faster answers"),
+    ("contact", "Mi gmail es tienda_ana, escríbeme allí"),
+    (None, "Sorry, my gmail is slow today, I only saw your message now."),
     # promotion, per language
     (None, "I have refunded 12.50 EUR for the late delivery."),
     ("promotion", "Use code SAVE10 for 10% off your next order."),
@@ -228,7 +231,6 @@ EDGES = _edge_cases()
 KNOWN = {
     "en36": "a link in the buyer's quoted text still bounces the reply: a seller could fake a quote",
     "v02": "letters spaced out one by one (m y s h o p . c o m) are not joined",
-    "v20": "a mailbox named without a domain ('my gmail is handle') is not recognised",
 }
 
 
