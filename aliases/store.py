@@ -11,8 +11,20 @@ from sqlalchemy.orm import aliased
 
 from .addresses import new_local_part, normalize
 from .models import Alias, Conversation, MessageRecord, Party, SenderAddress, utcnow
-from .views import (BUYER, BUYER_TO_SELLER, SELLER, SELLER_TO_BUYER, Activity, Decision, OpenedConversation,
-                    PartyView, Route, StoreError, ThreadLink)
+from .views import (
+    BUYER,
+    BUYER_TO_SELLER,
+    SELLER,
+    SELLER_TO_BUYER,
+    Activity,
+    Decision,
+    OpenedConversation,
+    PartyView,
+    Route,
+    StoreError,
+    ThreadLink,
+)
+
 
 def _route_query():
     """Built once: constructing aliased joins costs more than running them."""

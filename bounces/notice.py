@@ -9,11 +9,11 @@ job) and marked Auto-Submitted, so that two relays can never loop (RFC 3834).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import SMTP
-from datetime import datetime, timezone
 from email.utils import format_datetime, formataddr, make_msgid
 
 from .texts import render, rule_text, texts

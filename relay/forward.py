@@ -27,9 +27,9 @@ from . import delivery, mime, replies
 from .config import Config
 from .leaks import leaked_addresses
 from .logs import DECISIONS, AddressLabels
+from .mime import MalformedMessage
 from .names import display_name
 from .parse import TRACE_COMMENT, ThreadIds, line_end_problem, relay_traces, thread_ids
-from .mime import MalformedMessage
 from .rewrite import Plan
 from .scrub import AddressScrubber
 from .view import decoded_header

@@ -14,12 +14,12 @@ import binascii
 import codecs
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
 from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from functools import cached_property
 
 CRLF = b"\r\n"
 MAX_DEPTH = 40

@@ -9,8 +9,8 @@ import sys
 
 import aiosmtplib
 import pytest
-
 from conftest import BUYER, ROOT, SELLER, crlf, make_config, run_cli, send
+
 from relay.server import Relay
 
 ALIAS = re.compile(r"^[a-z0-9]{16}@relay\.test$")

@@ -7,12 +7,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_identifiers import tiny_png
 
 from filters.pipeline import Pipeline
 from filters.settings import FiltersConfig
 from filters.view import Attachment, Facts, MessageView
-
-from test_identifiers import tiny_png
 
 LABELLED = Path(__file__).parent / "data" / "labelled"
 SELLER = "orders@seller-shop.example"

@@ -9,9 +9,7 @@ from email.policy import default as default_policy
 
 import aiosmtplib
 import pytest
-
-from conftest import NO_POLICY, BUYER, SELLER, SELLER_DOMAIN, crlf, fixture_text, open_conversation, send
-
+from conftest import BUYER, NO_POLICY, SELLER, SELLER_DOMAIN, crlf, fixture_text, open_conversation, send
 
 
 @pytest.fixture

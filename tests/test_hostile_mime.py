@@ -16,8 +16,8 @@ from email.policy import compat32
 
 import aiosmtplib
 import pytest
-
 from conftest import NO_POLICY, SELLER, crlf
+
 from filters.settings import FiltersConfig
 from filters.view import Facts
 from relay.rewrite import Plan

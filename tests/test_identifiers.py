@@ -9,9 +9,7 @@ from email.message import EmailMessage
 from email.policy import default as default_policy
 
 import pytest
-
-from conftest import NO_POLICY, BUYER, SELLER, SELLER_DOMAIN, fixture_text, crlf, send
-
+from conftest import BUYER, NO_POLICY, SELLER, SELLER_DOMAIN, crlf, fixture_text, send
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import sys
 
 import aiosmtplib
 import pytest
-
 from conftest import BUYER, ROOT, SELLER, Sink, crlf, eventually, make_config, open_conversation, run_cli, send
+
 from relay.server import Relay
 
 

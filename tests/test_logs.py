@@ -7,8 +7,8 @@ import logging
 
 import aiosmtplib
 import pytest
-
 from conftest import BUYER, SELLER, crlf, make_config, send
+
 from relay import logs
 from relay.server import Relay
 

@@ -8,7 +8,6 @@ from email.policy import default as default_policy
 
 import aiosmtplib
 import pytest
-
 from conftest import BUYER, SELLER, crlf, open_conversation, send
 from test_filters import EXE, PDF
 

@@ -13,11 +13,11 @@ from datetime import datetime, timezone
 
 import asyncpg
 import pytest
+from conftest import BUYER, SELLER, crlf, make_config, send
 
 from aliases import database
 from aliases.store import Store
 from aliases.views import Decision
-from conftest import BUYER, SELLER, crlf, make_config, send
 from relay.server import Relay
 
 POSTGRES = os.environ.get("RELAY_TEST_POSTGRES")
