@@ -153,13 +153,15 @@ class Forwarder:
             message=outgoing.message, helo=self.config.server.hostname,
             smtputf8=arrival.smtputf8 or not route.recipient.address.isascii(),
         )
-        common = dict(relay_message_id=plan.message_id, size_out=len(outgoing.message), next_hop_reply=answer.text)
+        # A refusal often quotes the mailbox ("550 5.1.1 <ann@...>: User unknown"): the
+        # sender hears it, and the log keeps it, with the aliases in its place.
+        said = plan.scrubber.scrub_text(answer.text)
+        common = dict(relay_message_id=plan.message_id, size_out=len(outgoing.message), next_hop_reply=said)
         if not answer.accepted:
             if answer.permanent:
-                return Outcome(replies.NEXT_HOP_REFUSED(answer=answer.text[:200]), "refused", "next_hop_refused",
-                               answer.text, **common)
-            reply = replies.NEXT_HOP_DEFERRED if answer.text[:1] == "4" else replies.NEXT_HOP_UNAVAILABLE
-            return Outcome(reply(), "failed", "next_hop_unavailable", answer.text, **common)
+                return Outcome(replies.NEXT_HOP_REFUSED(answer=said[:200]), "refused", "next_hop_refused", said, **common)
+            reply = replies.NEXT_HOP_DEFERRED if said[:1] == "4" else replies.NEXT_HOP_UNAVAILABLE
+            return Outcome(reply(), "failed", "next_hop_unavailable", said, **common)
         outcome = Outcome(replies.FORWARDED(message_id=plan.message_id), "forwarded", unsolicited=unsolicited, **common)
         if outgoing.removed:
             outcome.rule = "attachment_removed"
@@ -251,7 +253,11 @@ class Forwarder:
         answer = await delivery.send(self.config.delivery, envelope_from="", recipients=[arrival.envelope_from],
                                      message=message, helo=self.config.server.hostname,
                                      smtputf8=not arrival.envelope_from.isascii())
-        return "sent" if answer.accepted else f"failed: {answer.text}"
+        if answer.accepted:
+            return "sent"
+        # The refusal may quote the sender's own mailbox; the log shows their alias instead.
+        return "failed: " + AddressScrubber({a: route.sender_alias for a in route.sender.sender_addresses}).scrub_text(
+            recipient_only.scrub_text(answer.text))
 
 
 def _automatic(arrival: Arrival, outgoing: Outgoing) -> bool:

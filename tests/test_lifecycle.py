@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import socket
@@ -160,3 +161,15 @@ async def test_a_message_log_that_cannot_be_written_does_not_make_the_client_sen
     await sink.wait_for(1)
     assert len(sink.messages) == 1
     assert any(r.getMessage() == "message log write failed" for r in caplog.records)
+
+
+async def test_a_next_hop_refusal_naming_the_recipient_does_not_reach_the_sender(relay, sink, conversation, caplog):
+    """Postfix and friends quote the rejected mailbox: "550 5.1.1 <orders@...>: Recipient address rejected"."""
+    caplog.set_level(logging.INFO, logger="relay.decision")
+    sink.fail_next(1, f"550 5.1.1 <{SELLER}>: Recipient address rejected: User unknown")
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+        await send(relay, BUYER, conversation.seller_alias, crlf(f"From: {BUYER}\nSubject: hi\n\nHello\n"))
+    assert refused.value.code == 550
+    assert SELLER not in refused.value.message and conversation.seller_alias in refused.value.message
+    [line] = [r for r in caplog.records if r.name == "relay.decision"]
+    assert line.next_hop.startswith("550 5.1.1") and SELLER not in str(line.__dict__)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import email
+import logging
 import os
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -177,3 +178,13 @@ async def test_a_notice_that_cannot_be_sent_defers_the_message(relay, sink):
         await send(relay, SELLER, opened.buyer_alias, seller_message("Hi", "See www.myshop.example.com"))
     assert deferred.value.code == 451
     assert sink.messages == []
+
+
+async def test_a_refused_notice_is_logged_without_the_senders_address(relay, sink, caplog):
+    caplog.set_level(logging.INFO, logger="relay.decision")
+    opened = await open_conversation(relay)
+    sink.fail_next(1, f"550 5.1.1 <{SELLER}>: mailbox full")
+    with pytest.raises(aiosmtplib.SMTPDataError):
+        await send(relay, SELLER, opened.buyer_alias, seller_message("Hi", "See www.myshop.example.com"))
+    [line] = [r for r in caplog.records if r.name == "relay.decision"]
+    assert line.notice.startswith("failed: 550") and SELLER not in line.notice and opened.seller_alias in line.notice
