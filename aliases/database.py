@@ -76,17 +76,28 @@ async def upgrade(engine: AsyncEngine) -> None:
         await connection.run_sync(run)
 
 
+def _explained(url: str, exc: Exception) -> DatabaseError:
+    # Driver errors differ per backend; name the store and the cause, on one line.
+    return DatabaseError(f"database {safe_url(url)}: {type(exc).__name__}: {exc}".splitlines()[0])
+
+
+async def migrate(engine: AsyncEngine, url: str) -> None:
+    """`relay db upgrade`: bring the schema to head, or say in one line why not."""
+    try:
+        await upgrade(engine)
+    except Exception as exc:
+        raise _explained(url, exc) from exc
+
+
 async def prepare(engine: AsyncEngine, url: str) -> None:
     """On SQLite, migrate by itself; elsewhere insist the operator ran `relay db upgrade`."""
+    if is_sqlite(url):
+        await migrate(engine, url)
+        return
     try:
-        if is_sqlite(url):
-            await upgrade(engine)
-            return
         current, head = await current_revision(engine), head_revision()
-    except DatabaseError:
-        raise
-    except Exception as exc:  # driver errors differ per backend; name the store and the cause
-        raise DatabaseError(f"database {safe_url(url)}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
+    except Exception as exc:
+        raise _explained(url, exc) from exc
     if current != head:
         raise DatabaseError(
             f"database {safe_url(url)} is at schema revision {current or 'none'}, this relay needs {head}: "

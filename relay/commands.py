@@ -36,10 +36,9 @@ async def _with_store(config: Config, work):
 async def _upgrade(config: Config) -> None:
     engine = database.create_engine(config.database_url())
     try:
-        await database.upgrade(engine)
-    except Exception as exc:  # driver errors differ per backend; name the store and the cause
-        raise Failure(f"database {database.safe_url(config.database_url())}: {type(exc).__name__}: {exc}"
-                      .splitlines()[0]) from None
+        await database.migrate(engine, config.database_url())
+    except database.DatabaseError as exc:
+        raise Failure(str(exc)) from None
     finally:
         await engine.dispose()
 

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import email
 import html
-import re
 from email.policy import compat32
 from email.utils import collapse_rfc2231_value
 
-from .mime import decode_words, text_codec
+from .mime import decode_words, parse_entity, text_codec
 from .scrub import AddressScrubber
-
-_TOP_LEVEL_TO = re.compile(rb"\A(?:(?!\r\n\r\n).)*?^To:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*", re.MULTILINE | re.DOTALL)
 
 
 def _text_forms(part) -> list[str]:
@@ -30,7 +27,9 @@ def _text_forms(part) -> list[str]:
 
 def leaked_addresses(outgoing: bytes, scrubber: AddressScrubber) -> list[str]:
     """Real addresses a reader could see, except the recipient's own in the top-level To."""
-    found: set[str] = set(scrubber.found(_TOP_LEVEL_TO.sub(b"", outgoing, count=1)))
+    top = parse_entity(outgoing)
+    source = b"".join(raw for name, raw in top.fields if name != "to") + top.separator + top.body
+    found: set[str] = set(scrubber.found(source))  # "view source", less the recipient's own To
     message = email.message_from_bytes(outgoing, policy=compat32)
     for part in message.walk():
         texts = [decode_words(str(value)) for name, value in part.items()
