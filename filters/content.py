@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
 from . import html as html_reader
+from .reading import on_screen
 
 # Between the subject and each body: a sentence break, so that "Re: Your order"
 # and a body starting "Now that..." never read as "order now".
 PART_BREAK = "\n.\n"
 _QUOTED_LINE = re.compile(r"(?m)^[ \t]*>.*$")
-# Format characters a reader never sees: soft hyphen, zero-width and direction marks, BOM.
-_INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
 
 
 @dataclass(frozen=True)
@@ -32,21 +30,13 @@ class Readable:
     """The text without quoted replies ("> " lines, HTML blockquotes): what the sender wrote now."""
 
 
-def normalise(text: str) -> str:
-    """Text as it looks on screen: compatibility forms folded (full-width letters and
-    dots), invisible characters (soft hyphens, zero-width spaces) removed."""
-    if text.isascii():
-        return text
-    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text).replace("\u3002", "."))
-
-
 def readable(texts, htmls=()) -> Readable:
-    texts = [normalise(t) for t in texts]
+    texts = [on_screen(t) for t in texts]
     reading = Readable(PART_BREAK.join(texts), own_text=PART_BREAK.join(_QUOTED_LINE.sub("", t) for t in texts))
     for html in htmls:
         parsed = html_reader.read(html)
-        reading.text += PART_BREAK + normalise(parsed.text)
-        reading.own_text += PART_BREAK + normalise(parsed.own_text)
+        reading.text += PART_BREAK + on_screen(parsed.text)
+        reading.own_text += PART_BREAK + on_screen(parsed.own_text)
         reading.links += parsed.links
         reading.mailtos += parsed.mailtos
     return reading

@@ -57,7 +57,7 @@ class Pipeline:
             if done("optout", optout.check(view, facts, body, self.config.optout, marked_wording)):
                 return Judgement(tuple(trail))
         stripped = {i for _, v in trail for i in v.attachments}
-        texts = {a.id: (a, readable([_decoded(a)])) for a in view.attachments if a.id not in stripped and _is_text(a)}
+        texts = {a.id: (a, readable([a.text])) for a in view.attachments if a.id not in stripped and a.text is not None}
         for rule in CONTENT_RULES:
             if not self._applies(rule, facts):
                 continue
@@ -74,14 +74,3 @@ class Pipeline:
         if self._applies("frequency", facts):
             done("frequency", frequency.check(facts, self.config.frequency))
         return Judgement(tuple(trail))
-
-
-def _is_text(attachment) -> bool:
-    return attachment.content_type.startswith("text/") or attachment.filename.lower().endswith(".txt")
-
-
-def _decoded(attachment) -> str:
-    try:
-        return attachment.data.decode("utf-8")
-    except UnicodeDecodeError:
-        return attachment.data.decode("latin-1")

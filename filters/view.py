@@ -15,6 +15,8 @@ class Attachment:
     filename: str
     content_type: str
     data: bytes
+    text: str | None = None
+    """What a reader sees when opening it, if it is text (by type or by name, as the relay decides)."""
 
 
 @dataclass(frozen=True)

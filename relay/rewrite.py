@@ -16,13 +16,13 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from email.header import Header
-from email.utils import collapse_rfc2231_value, formataddr, formatdate
+from email.utils import formataddr, formatdate
 from urllib.parse import quote, unquote_to_bytes
 
-from . import mime
-from .mime import MalformedMessage
+from . import charsets, mime
 from .parse import relay_traces
 from .scrub import AddressScrubber
+from .view import decoded_header
 
 CONTENT_FIELDS = frozenset({
     "content-type", "content-transfer-encoding", "content-disposition", "content-language", "content-description",
@@ -33,7 +33,7 @@ PART_KEPT = CONTENT_FIELDS | {"mime-version"}
 TOP_LEVEL_KEPT = PART_KEPT | {"subject", "date", "auto-submitted"}
 # A forwarded message/rfc822 keeps the fields a reader needs to recognise it.
 EMBEDDED_KEPT = PART_KEPT | {"subject", "date", "from", "to", "cc"}
-_LONG_LINE = re.compile(rb"[^\r\n]{999}")
+MAX_LINE = 998  # octets, RFC 5322 2.1.1
 _CID_REFERENCE = re.compile(rb"(?i)\bcid:([^\s\"'<>)]+)")
 
 
@@ -131,36 +131,56 @@ def _kept_fields(entity: mime.Entity, allowed: frozenset[str], plan: Plan, new_e
     return kept
 
 
-def _scrub_field(name: str, raw: bytes, scrubber: AddressScrubber) -> bytes:
-    """An unstructured field as it came, unless a real address is in it, plainly or in encoded words."""
-    if b"=?" not in raw:
-        return scrubber.scrub(raw)
-    decoded = mime.decode_words(mime.field_value(raw).decode("utf-8", "surrogateescape"))
-    if not scrubber.found(decoded.encode("utf-8", "surrogateescape")):
-        return scrubber.scrub(raw)
-    title = raw.split(b":", 1)[0].decode("ascii", "replace").strip()
-    encoded = Header(scrubber.scrub_text(decoded), charset="utf-8", header_name=title).encode(linesep="\r\n")
+def _one_line(text: str) -> str:
+    """Text for a header field: control and line-break characters a reader never sees become spaces."""
+    return "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
+
+
+def _encoded_field(title: str, text: str) -> bytes:
+    encoded = Header(_one_line(text), charset="utf-8", header_name=title).encode(linesep="\r\n")
     return f"{title}: {encoded}".encode("ascii") + mime.CRLF
+
+
+def _scrub_field(name: str, raw: bytes, scrubber: AddressScrubber) -> bytes:
+    """An unstructured field as it came, unless a reader could read a real address in it.
+
+    A plain spelling in plain text is replaced in the bytes; anything else (encoded
+    words, 8-bit text, a folded or disguised spelling) is re-encoded from the text a
+    reader sees, with the aliases in place.
+    """
+    shown = decoded_header(raw)
+    if not scrubber.readable(shown):
+        return scrubber.scrub(raw)
+    scrubbed = scrubber.scrub(raw)
+    if b"=?" not in raw and raw.isascii() and not scrubber.readable(decoded_header(scrubbed)):
+        return scrubbed
+    title = raw.split(b":", 1)[0].decode("ascii", "replace").strip()
+    return _encoded_field(title, scrubber.scrub_text(shown))
 
 
 def _scrub_parameters(name: str, raw: bytes, entity: mime.Entity, plan: Plan) -> bytes:
     """Content-Type and Content-Disposition, whose parameters (a file name) may hold an address.
 
-    Values are read as a client reads them: RFC 2231 (percent-encoding,
-    continuations) and the RFC 2047 words clients put there anyway. The field
-    is rebuilt from its parsed parts only if a value held a real address or a
+    Values are read as a client reads them (relay/params.py: RFC 2231 and the
+    RFC 2047 words clients put there anyway). The field is rebuilt from its
+    parsed parts only if a reader could read a real address in a value or a
     boundary carries a host name; otherwise it leaves as it came.
     """
-    params = entity.headers.get_params(header=name) or []
-    values = [(key, mime.decode_words(collapse_rfc2231_value(value)) if value else "") for key, value in params]
-    boundary = entity.headers.get_boundary() if name == "content-type" else None
-    tainted = any(plan.scrubber.found(value.encode("utf-8", "surrogateescape")) for _, value in values[1:])
-    if not values or not (tainted or (boundary and "@" in boundary)):
+    content = entity.content
+    parsed = content.params if name == "content-type" else content.disposition
+    boundary = content.boundary if name == "content-type" else None
+    tainted = any(plan.scrubber.readable(p.value) or plan.scrubber.found(p.value.encode("utf-8", "surrogateescape"))
+                  for p in parsed.items)
+    if not parsed.items or not (tainted or (boundary and "@" in boundary)):
         return plan.scrubber.scrub(raw)
     title = raw.split(b":", 1)[0].decode("ascii", "replace").strip()
-    parts = [values[0][0]]
-    for key, value in values[1:]:
-        value = _renamed_boundary(value, plan) if key.lower() == "boundary" and "@" in value else plan.scrubber.scrub_text(value)
+    parts = [content.type if name == "content-type" else parsed.value or "attachment"]
+    for parameter in parsed.items:
+        key, value = parameter.name, parameter.value
+        if key == "boundary" and "@" in value:
+            value = _renamed_boundary(value, plan)
+        else:
+            value = _one_line(plan.scrubber.scrub_text(value))
         if value.isascii():
             parts.append('%s="%s"' % (key, value.replace("\\", "\\\\").replace('"', '\\"')))
         else:
@@ -183,20 +203,19 @@ def _renamed_boundary(boundary: str, plan: Plan) -> str:
 def _rewrite_body(part: mime.Part, plan: Plan, depth: int) -> tuple[bytes, str | None]:
     """The new body, and a new transfer encoding if the body needed one."""
     entity = part.entity
-    headers = entity.headers
-    content_type = headers.get_content_type()
-    if content_type.startswith("multipart/"):
+    content = entity.content
+    if content.type.startswith("multipart/"):
         return _rewrite_multipart(part, plan, depth), None
-    if content_type in ("message/rfc822", "message/global"):
-        return _transcode(entity.body, headers, lambda data: _rewrite_embedded(data, plan, depth, part.id)), None
-    if content_type.startswith(("text/", "message/")):
-        # message/delivery-status, message/disposition-notification and the like are text with addresses in it.
-        charset = headers.get_content_charset() or "us-ascii"
-        html = content_type == "text/html"
+    if content.embedded_message:
+        return _transcode(entity.body, content, lambda data: _rewrite_embedded(part, data, plan, depth)), None
+    if content.is_text:
+        # message/delivery-status and the like are text with addresses in it, and so is
+        # a file named .txt whatever its declared type: a reader opens it as text.
         # The raw bytes are scrubbed too: a body that does not decode as its
         # declared encoding says (plain text marked base64) is shown as it is.
-        body = plan.scrubber.scrub(_transcode(entity.body, headers, lambda data: _scrub_text(data, charset, html, plan)))
-        if mime.transfer_encoding(headers) in ("", "7bit", "8bit", "binary") and _LONG_LINE.search(body):
+        body = plan.scrubber.scrub(_transcode(
+            entity.body, content, lambda data: _scrub_text(data, content.charset, content.is_html, plan)))
+        if content.transfer_encoding in ("", "7bit", "8bit", "binary") and _has_long_line(body):
             # Clients (Outlook's HTML, for one) write lines longer than RFC 5322's
             # 998; the next hop may refuse them, quoted-printable folds them safely.
             return mime.encode_body(body, "quoted-printable"), "quoted-printable"
@@ -204,12 +223,17 @@ def _rewrite_body(part: mime.Part, plan: Plan, depth: int) -> tuple[bytes, str |
     return entity.body, None  # a binary part leaves exactly as it came
 
 
+def _has_long_line(body: bytes) -> bool:
+    # Splitting is C-fast; a regex for 999 non-line-end octets restarts at every position.
+    return len(body) > MAX_LINE and max(map(len, body.split(b"\n"))) > MAX_LINE + 1
+
+
 def _rewrite_multipart(part: mime.Part, plan: Plan, depth: int) -> bytes:
     multipart = part.multipart
     if multipart is None:
         # No usable boundary: a client would show this as text, so scrub it as text.
-        return plan.scrubber.scrub(part.entity.body)
-    boundary = part.entity.headers.get_boundary()
+        return _scrub_text(part.entity.body, part.entity.content.charset, False, plan)
+    boundary = part.entity.content.boundary
     delimiters, epilogue = multipart.delimiters, multipart.epilogue
     if "@" in boundary:
         old, new = boundary.encode("utf-8", "surrogateescape"), _renamed_boundary(boundary, plan).encode("ascii")
@@ -217,40 +241,53 @@ def _rewrite_multipart(part: mime.Part, plan: Plan, depth: int) -> bytes:
         epilogue = epilogue.replace(old, new, 1)
     kept = [(delimiter, child) for delimiter, child in zip(delimiters, part.children) if child.id not in plan.stripped]
     return mime.Multipart(
-        preamble=plan.scrubber.scrub(multipart.preamble),
+        preamble=_scrub_text(multipart.preamble, None, False, plan),
         delimiters=[delimiter for delimiter, _ in kept],
         parts=[_rewrite_entity(child, PART_KEPT, plan, depth + 1) for _, child in kept],
-        epilogue=plan.scrubber.scrub(epilogue),
+        epilogue=_scrub_text(epilogue, None, False, plan),
     ).to_bytes()
 
 
-def _rewrite_embedded(data: bytes, plan: Plan, depth: int, part_id: str) -> bytes:
-    embedded = mime.tree(mime.parse_entity(data), part_id + ".m", depth + 1)
-    return _rewrite_entity(embedded, EMBEDDED_KEPT, plan, depth + 1)
+def _rewrite_embedded(part: mime.Part, data: bytes, plan: Plan, depth: int) -> bytes:
+    return _rewrite_entity(mime.embedded(part, data, depth), EMBEDDED_KEPT, plan, depth + 1)
 
 
-def _transcode(body: bytes, headers, change) -> bytes:
+def _transcode(body: bytes, content: mime.Content, change) -> bytes:
     """Decode the transfer encoding, apply change, encode again only if something changed."""
-    encoding = mime.transfer_encoding(headers)
-    data = mime.decode_body(body, encoding)
+    data = mime.decode_body(body, content.transfer_encoding)
     if data is None:
         return change(body)  # unknown or broken encoding: the best we can do is the raw text
     changed = change(data)
-    return body if changed == data else mime.encode_body(changed, encoding)
+    return body if changed == data else mime.encode_body(changed, content.transfer_encoding)
 
 
-def _scrub_text(data: bytes, charset: str, html: bool, plan: Plan) -> bytes:
-    codec = mime.text_codec(charset)
-    if codec[0] is None and b"\0" in data:
-        raise MalformedMessage(f"a text part is in the unknown charset {charset!r}")
+def _scrub_text(data: bytes, charset: str | None, html: bool, plan: Plan) -> bytes:
+    """Text in its own charset with every real address a reader could read in it replaced.
 
-    def change(text: bytes) -> bytes:
+    In a charset that keeps ASCII as ASCII the plain spellings are replaced in the
+    bytes, and every other byte stays as it came; in UTF-16, UTF-7 and the like an
+    address has no ASCII bytes, so the text is decoded, changed and encoded back.
+    Then the text is read as it is drawn, and only if a real address is still
+    readable is it decoded and rewritten exactly there.
+    """
+    codec = charsets.resolve(charset)
+
+    def change(raw: bytes) -> bytes:
         if not html:
-            return plan.scrubber.scrub(text)
+            return plan.scrubber.scrub(raw)
         # Content-IDs were renamed; the HTML that shows them follows.
-        return _CID_REFERENCE.sub(lambda m: _cid_reference(m, plan), plan.scrubber.scrub_html(text))
+        return _CID_REFERENCE.sub(lambda m: _cid_reference(m, plan), plan.scrubber.scrub_html(raw))
 
-    return mime.through_codec(data, codec, change)
+    if codec.ascii_compatible:
+        data = change(data)
+    else:
+        text = codec.reading(data)
+        changed = change(text.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape")
+        data = data if changed == text else codec.writing(changed, data)
+    text = codec.reading(data)
+    if plan.scrubber.readable(text, html):
+        data = codec.writing(plan.scrubber.scrub_text(text, html), data)
+    return data
 
 
 def _cid_reference(match: re.Match, plan: Plan) -> bytes:

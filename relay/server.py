@@ -19,6 +19,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from aliases import database
 from aliases.store import Store
+from filters.reading import comparable
 
 from . import replies, worker
 from .config import Config
@@ -152,7 +153,9 @@ class Gatekeeper:
         # The null sender <> is refused too. Delivery reports about forwards come
         # back that way, but a report written by the other party's mail server
         # names its hosts and mailboxes, which the relay cannot know to remove.
-        if (envelope.mail_from or "").lower() not in route.sender.sender_addresses:
+        # Compared as the addresses read, the way the rewrite finds the party's
+        # address in the text: a spelling it would replace is that party.
+        if comparable(envelope.mail_from or "") not in {comparable(a) for a in route.sender.sender_addresses}:
             return replies.NOT_COUNTERPART, route
         return replies.RECIPIENT_OK, route
 

@@ -8,19 +8,15 @@ from __future__ import annotations
 from filters.view import Attachment, MessageView
 
 from . import mime
+from .charsets import shown
+from .words import decode_words
 
 
 def decoded_header(raw: bytes | None) -> str:
+    """A field's value as a reader sees it: unfolded, 8-bit text read as UTF-8, encoded words decoded."""
     if raw is None:
         return ""
-    return mime.decode_words(mime.field_value(raw).decode("utf-8", "surrogateescape"))
-
-
-def _text(data: bytes, charset: str) -> str:
-    try:
-        return data.decode(charset, "replace")
-    except LookupError:
-        return data.decode("latin-1")
+    return decode_words(shown(mime.field_value(raw), "utf-8"))
 
 
 def build(root: mime.Part) -> MessageView:
@@ -42,19 +38,16 @@ def _walk(part: mime.Part, texts, htmls, attachments) -> None:
             _walk(child, texts, htmls, attachments)
         return
     entity, part_id = part.entity, part.id
-    headers = entity.headers
-    content_type = headers.get_content_type()
-    data = mime.decode_body(entity.body, mime.transfer_encoding(headers))
+    content = entity.content
+    data = mime.decode_body(entity.body, content.transfer_encoding)
     if data is None:
         data = entity.body
-    filename = headers.get_filename()
-    disposition = (headers.get_content_disposition() or "").lower()
-    readable = content_type.startswith("text/") or (
-        content_type.startswith("message/") and content_type not in ("message/rfc822", "message/global"))
-    if filename or disposition == "attachment" or not readable:
-        name = filename or ("attached-message.eml" if content_type.startswith("message/") else "attachment")
-        attachments.append(Attachment(part_id, str(name), content_type, data))
-    elif content_type == "text/html":
-        htmls.append(_text(data, headers.get_content_charset() or "utf-8"))
+    filename = content.filename
+    if filename or content.disposition.value == "attachment" or not content.is_text:
+        name = filename or ("attached-message.eml" if content.type.startswith("message/") else "attachment")
+        attachments.append(Attachment(part_id, name, content.type, data, shown(data, content.charset)
+                                      if content.is_text else None))
+    elif content.is_html:
+        htmls.append(shown(data, content.charset))
     else:
-        texts.append(_text(data, headers.get_content_charset() or "us-ascii"))
+        texts.append(shown(data, content.charset))

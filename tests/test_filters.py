@@ -155,7 +155,7 @@ def test_attachments_over_the_limit_bounce_and_apply_both_ways():
 
 
 def test_text_attachments_are_checked_like_the_body():
-    notes = Attachment("0.2", "notes.txt", "text/plain", b"More on www.myshop.com")
+    notes = Attachment("0.2", "notes.txt", "text/plain", b"More on www.myshop.com", "More on www.myshop.com")
     judgement = PIPELINE.judge(view("See notes.", attachments=[notes]), facts())
     assert judgement.bounce is None and judgement.stripped_ids == {"0.2"}
     assert judgement.strips[0].rule == "links"
