@@ -98,3 +98,18 @@ class MessageRecord(Base):
     """A seller's message that answers nothing the buyer sent: these are counted per day."""
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class HandedOn(Base):
+    """A message the relay handed on (forwarded, or answered with a notice), by its identity, for a day.
+
+    A client that never heard the 250 (a timeout, a dropped connection) sends the
+    same message again; its identity says it was already handed on, and the
+    client hears the same answer instead of the recipient getting a second copy.
+    """
+
+    __tablename__ = "handed_on"
+
+    identity: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reply: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

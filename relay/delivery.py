@@ -52,7 +52,13 @@ async def send(
             except (aiosmtplib.SMTPException, OSError):
                 client.close()
     except aiosmtplib.SMTPResponseException as exc:
-        return NextHopAnswer(False, exc.code >= 500, f"{exc.code} {exc.message}")
+        return NextHopAnswer(False, exc.code >= 500, _one_line(f"{exc.code} {exc.message}"))
     except (aiosmtplib.SMTPException, OSError) as exc:
-        return NextHopAnswer(False, False, f"{hop.smarthost}: {exc.__class__.__name__}: {exc}")
-    return NextHopAnswer(True, False, f"{answer.code} {answer.message}")
+        return NextHopAnswer(False, False, _one_line(f"{hop.smarthost}: {exc.__class__.__name__}: {exc}"))
+    return NextHopAnswer(True, False, _one_line(f"{answer.code} {answer.message}"))
+
+
+def _one_line(text: str) -> str:
+    """A multi-line reply as one log-safe line: its lines joined with " | ", control characters gone."""
+    lines = [" ".join("".join(c if c.isprintable() else " " for c in line).split()) for line in text.splitlines()]
+    return " | ".join(line for line in lines if line)[:2000]

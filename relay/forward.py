@@ -1,13 +1,21 @@
 """One message's way through the relay, after the session accepted its recipient.
 
-check the bytes -> thread ids and conversation facts (store) -> read, judge and
-rewrite in a worker -> bounce with a notice, or leak check and next hop ->
-message log and log line -> the reply the client sees.
+check the bytes -> handed on before? -> thread ids and conversation facts
+(store) -> read, judge and rewrite in a worker -> bounce with a notice, or leak
+check and next hop -> message log and log line -> the reply the client sees.
+
+Two promises shape it. 451 means the relay itself is in trouble (store or next
+hop down): a message the relay can judge gets 250 with a notice, or a 5xx with
+its reason. And a message is handed on at most once: once the next hop has it,
+nothing after (the notice, the log row) can turn the answer into a 4xx, and a
+client that sends it again (it never heard the 250) hears the same answer.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import re
 import secrets
 import time
 import uuid
@@ -20,23 +28,24 @@ from typing import Callable
 
 from aliases.store import Store
 from aliases.views import BUYER, SELLER_TO_BUYER, Activity, Decision, Route, ThreadLink
-from bounces import notice
+from bounces.notice import shown
+from filters.reading import comparable
 from filters.view import Facts
 
 from . import delivery, mime, replies
 from .config import Config
-from .leaks import leaked_addresses
 from .logs import DECISIONS, AddressLabels
 from .mime import MalformedMessage
 from .names import display_name
+from .notices import DEFERRED, SENT, Notifier, Subject
 from .parse import TRACE_COMMENT, ThreadIds, line_end_problem, relay_traces, thread_ids
 from .rewrite import Plan
 from .scrub import AddressScrubber
-from .view import decoded_header
 from .worker import Outgoing, prepare
 
 log = logging.getLogger(__name__)
 NULL_SENDER = "<>"
+_ENHANCED = re.compile(r"\A\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b")
 
 
 @dataclass
@@ -70,27 +79,60 @@ class Arrival:
     received_at: datetime
 
 
+def message_identity(arrival: Arrival) -> str | None:
+    """Who sent what to whom: the same for a client's retry of a message, different for a new one.
+
+    The sender's Message-ID and Date with the body's digest; a message with
+    neither field could be a new one with the same words, so it has none.
+    """
+    entity = arrival.entity
+    message_id, date = entity.first("message-id"), entity.first("date")
+    if message_id is None and date is None:
+        return None
+    digest = hashlib.sha256()
+    for piece in (arrival.route.recipient_alias.encode(), comparable(arrival.envelope_from).encode("utf-8", "replace"),
+                  message_id or b"", date or b"", entity.first("subject") or b"", entity.first("from") or b""):
+        digest.update(hashlib.sha256(piece).digest())
+    digest.update(hashlib.sha256(entity.body).digest())
+    return digest.hexdigest()
+
+
 class Forwarder:
     def __init__(self, config: Config, store: Store, executor: Callable[[], Executor]):
         self.config = config
         self.store = store
         self.executor = executor
         self.labels = AddressLabels(config.log.real_addresses)
+        self.notifier = Notifier(config)
+        self._in_flight: dict[str, asyncio.Future] = {}
 
     async def handle(self, route: Route, raw: bytes, envelope_from: str, smtputf8: bool) -> str:
-        started = time.monotonic()
         arrival = Arrival(route, raw, mime.parse_entity(raw), envelope_from, smtputf8, datetime.now(timezone.utc))
+        identity = message_identity(arrival)
+        if identity is None:
+            return await self._handle(arrival, None)
+        while identity in self._in_flight:  # the client's retry, while its first try is still being decided
+            await asyncio.shield(self._in_flight[identity])
+        self._in_flight[identity] = asyncio.get_running_loop().create_future()
+        try:
+            return await self._handle(arrival, identity)
+        finally:
+            self._in_flight.pop(identity).set_result(None)
+
+    async def _handle(self, arrival: Arrival, identity: str | None) -> str:
+        started = time.monotonic()
+        route = arrival.route
         ids = None
         try:
             ids = thread_ids(arrival.entity)
-            outcome = await self._decide(arrival, ids)
+            outcome = await self._decide(arrival, ids, identity)
         except Exception:
             ref = uuid.uuid4().hex[:12]
             log.exception("message handling failed", extra={"ref": ref, "conversation": route.conversation_id})
             outcome = Outcome(replies.INTERNAL_ERROR(ref=ref), "failed", "internal_error", f"internal error, ref {ref}")
         try:
             await self.store.record(Decision(
-                conversation_id=route.conversation_id, direction=route.direction, size_in=len(raw),
+                conversation_id=route.conversation_id, direction=route.direction, size_in=len(arrival.raw),
                 verdict=outcome.verdict, received_at=arrival.received_at, relay_message_id=outcome.relay_message_id,
                 original_message_id=ids.message_id if ids else None, size_out=outcome.size_out,
                 rule=outcome.rule, reason=outcome.reason, next_hop_reply=outcome.next_hop_reply,
@@ -104,14 +146,14 @@ class Forwarder:
             "conversation": route.conversation_id, "direction": route.direction,
             "sender_alias": route.sender_alias, "recipient_alias": route.recipient_alias,
             "sender": self.labels(route.sender.address), "recipient": self.labels(route.recipient.address),
-            "size": len(raw), "size_out": outcome.size_out, "verdict": outcome.verdict, "rule": outcome.rule,
+            "size": len(arrival.raw), "size_out": outcome.size_out, "verdict": outcome.verdict, "rule": outcome.rule,
             "reason": outcome.reason, "message_id": outcome.relay_message_id, "next_hop": outcome.next_hop_reply,
             "notice": outcome.notice, "trail": outcome.trail, "reply": outcome.reply,
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         })
         return outcome.reply
 
-    async def _decide(self, arrival: Arrival, ids: ThreadIds) -> Outcome:
+    async def _decide(self, arrival: Arrival, ids: ThreadIds, identity: str | None) -> Outcome:
         route = arrival.route
         problem = line_end_problem(arrival.raw)
         if problem:
@@ -120,28 +162,40 @@ class Forwarder:
         if hops >= self.config.server.max_relay_hops:
             return Outcome(replies.MAIL_LOOP(hops=hops), "refused", "mail_loop", f"{hops} relay hops")
 
-        links, activity = await asyncio.gather(  # two independent reads, one round trip of waiting
+        links, activity, earlier = await asyncio.gather(  # independent reads, one round trip of waiting
             self.store.thread_links(route.conversation_id, route.direction, ids.all_referenced),
             self.store.activity(route.conversation_id),
+            self.store.handed_on(identity) if identity else _nothing(),
         )
+        if earlier:
+            return Outcome(replies.ALREADY_HANDLED(reply=earlier), "duplicate", "retry",
+                           "the same message was handed on before; not again")
         facts = self._facts(route, links, activity)
         plan = self._plan(route, ids, links, arrival)
         try:
             outgoing = await self._prepare(arrival.raw, plan, facts, route.recipient.locale)
         except MalformedMessage as exc:
             return Outcome(replies.MALFORMED(reason=str(exc)), "refused", "malformed", str(exc))
+        except BrokenProcessPool:
+            raise  # the relay's own trouble: the client tries again
+        except Exception:
+            # A fault in reading this message is the same fault on every retry: say no for good.
+            ref = uuid.uuid4().hex[:12]
+            log.exception("message could not be read", extra={"ref": ref, "conversation": route.conversation_id})
+            return Outcome(replies.UNREADABLE(ref=ref), "refused", "unreadable", f"reading failed, ref {ref}")
 
-        outcome = await self._act(arrival, plan, facts, outgoing)
+        outcome = await self._act(arrival, plan, facts, outgoing, identity)
         outcome.trail = [f"{rule}:{verdict.action}" for rule, verdict in outgoing.judgement.trail] or None
         return outcome
 
-    async def _act(self, arrival: Arrival, plan: Plan, facts: Facts, outgoing: Outgoing) -> Outcome:
+    async def _act(self, arrival: Arrival, plan: Plan, facts: Facts, outgoing: Outgoing,
+                   identity: str | None) -> Outcome:
         """Carry out the filters' judgement: bounce with a notice, or forward what the rewrite made."""
         route = arrival.route
         unsolicited = route.direction == SELLER_TO_BUYER and not facts.replies_to_buyer
         bounce = outgoing.judgement.bounce
         if bounce:
-            return await self._bounce(arrival, outgoing, bounce.rule, bounce.reason, bounce.snippet)
+            return await self._bounce(arrival, outgoing, identity, bounce.rule, bounce.reason, bounce.snippet)
         if outgoing.leaks:
             ref = uuid.uuid4().hex[:12]
             log.error("rewrite left a real address in the message; not forwarded",
@@ -153,21 +207,41 @@ class Forwarder:
             message=outgoing.message, helo=self.config.server.hostname,
             smtputf8=arrival.smtputf8 or not route.recipient.address.isascii(),
         )
-        # A refusal often quotes the mailbox ("550 5.1.1 <ann@...>: User unknown"): the
-        # sender hears it, and the log keeps it, with the aliases in its place.
+        # A refusal often quotes the mailbox ("550 5.1.1 <ann@...>: User unknown") and
+        # names internal hosts: the log keeps it, with the aliases in place of addresses;
+        # the sender hears the relay's own words and the status code.
         said = plan.scrubber.scrub_text(answer.text)
         common = dict(relay_message_id=plan.message_id, size_out=len(outgoing.message), next_hop_reply=said)
         if not answer.accepted:
             if answer.permanent:
-                return Outcome(replies.NEXT_HOP_REFUSED(answer=said[:200]), "refused", "next_hop_refused", said, **common)
+                status = _ENHANCED.match(said)
+                reply = replies.NEXT_HOP_REFUSED(status=status.group(1) if status and status.group(1)[0] == "5" else None)
+                return Outcome(reply, "refused", "next_hop_refused", said, **common)
             reply = replies.NEXT_HOP_DEFERRED if said[:1] == "4" else replies.NEXT_HOP_UNAVAILABLE
             return Outcome(reply(), "failed", "next_hop_unavailable", said, **common)
-        outcome = Outcome(replies.FORWARDED(message_id=plan.message_id), "forwarded", unsolicited=unsolicited, **common)
+        reply = replies.FORWARDED(message_id=plan.message_id)
+        await self._remember(identity, reply)
+        outcome = Outcome(reply, "forwarded", unsolicited=unsolicited, **common)
         if outgoing.removed:
             outcome.rule = "attachment_removed"
             outcome.reason = "; ".join(f"{v.rule}: {v.reason}" for v in outgoing.judgement.strips)
-            outcome.notice = await self._notify(arrival, outgoing, "attachment_removed", outcome.reason, None)
+            try:
+                result = await self.notifier.send(self._about(arrival, outgoing), "attachment_removed",
+                                                  outcome.reason, None, outgoing.removed)
+                outcome.notice = result.detail
+            except Exception:
+                # The message is delivered: nothing may turn that into a 4xx now.
+                log.exception("notice after delivery failed", extra={"conversation": route.conversation_id})
+                outcome.notice = "failed: internal error"
         return outcome
+
+    async def _remember(self, identity: str | None, reply: str) -> None:
+        if identity is None:
+            return
+        try:
+            await self.store.remember_handed_on(identity, reply)
+        except Exception:
+            log.exception("could not remember a message handed on", extra={"identity": identity[:16]})
 
     def _facts(self, route: Route, links: dict[str, ThreadLink], activity: Activity) -> Facts:
         return Facts(
@@ -217,47 +291,29 @@ class Forwarder:
 
     # -- notices -------------------------------------------------------------
 
-    async def _bounce(self, arrival: Arrival, outgoing: Outgoing, rule: str, reason: str, snippet) -> Outcome:
+    def _about(self, arrival: Arrival, outgoing: Outgoing) -> Subject:
+        return Subject(arrival.route, arrival.envelope_from, arrival.entity, arrival.received_at, outgoing.subject)
+
+    async def _bounce(self, arrival: Arrival, outgoing: Outgoing, identity: str | None,
+                      rule: str, reason: str, snippet) -> Outcome:
+        said = shown(reason, 200)
         if _automatic(arrival, outgoing):
             # RFC 3834: never answer automatic mail automatically; say no in the session instead.
-            return Outcome(replies.BLOCKED(reason=reason[:200]), "bounced", rule, reason,
+            return Outcome(replies.BLOCKED(reason=said), "bounced", rule, reason,
                            notice="none: null sender or Auto-Submitted")
-        sent = await self._notify(arrival, outgoing, rule, reason, snippet)
-        if sent != "sent":
-            return Outcome(replies.NOTICE_DEFERRED(), "failed", rule, reason, notice=sent)
-        return Outcome(replies.BOUNCED(rule=rule), "bounced", rule, reason, notice=sent)
+        result = await self.notifier.send(self._about(arrival, outgoing), rule, reason, snippet)
+        if result.state == SENT:
+            reply = replies.BOUNCED(rule=rule)
+            await self._remember(identity, reply)
+            return Outcome(reply, "bounced", rule, reason, notice=result.detail)
+        if result.state == DEFERRED:
+            return Outcome(replies.NOTICE_DEFERRED(), "failed", rule, reason, notice=result.detail)
+        # The notice will never go: say it in the session, and the sender's own server tells them.
+        return Outcome(replies.BLOCKED(reason=said), "bounced", rule, reason, notice=result.detail)
 
-    async def _notify(self, arrival: Arrival, outgoing: Outgoing, rule: str, reason: str, snippet) -> str:
-        """Send the sender a notice; say what became of it (sent, failed, or why none was sent)."""
-        if _automatic(arrival, outgoing):
-            return "none: null sender or Auto-Submitted"
-        route = arrival.route
-        # The sender's own words may name the recipient by real address: the notice says the alias.
-        recipient_only = AddressScrubber({a: route.recipient_alias for a in route.recipient.sender_addresses})
-        date = decoded_header(arrival.entity.first("date")) or arrival.received_at.strftime("%a, %d %b %Y %H:%M:%S +0000")
-        blocked = notice.Blocked(
-            subject=recipient_only.scrub_text(outgoing.subject), date=date, order_id=route.order_id, rule=rule,
-            reason=reason, snippet=snippet and recipient_only.scrub_text(snippet), removed=outgoing.removed,
-        )
-        message = notice.build(
-            blocked=blocked, sender=notice.Sender(arrival.envelope_from, route.sender.locale),
-            recipient_role=route.recipient.role, recipient_alias=route.recipient_alias,
-            original_headers=recipient_only.scrub(arrival.entity.header_block).decode("utf-8", "replace"),
-            from_name=self.config.notices.from_name,
-            from_address=f"{self.config.notices.from_local_part}@{self.config.aliases.domain}",
-            reporting_mta=self.config.server.hostname,
-        )
-        if leaked_addresses(message, recipient_only):
-            log.error("notice would show the recipient's address; not sent", extra={"conversation": route.conversation_id})
-            return "failed: notice not anonymised"
-        answer = await delivery.send(self.config.delivery, envelope_from="", recipients=[arrival.envelope_from],
-                                     message=message, helo=self.config.server.hostname,
-                                     smtputf8=not arrival.envelope_from.isascii())
-        if answer.accepted:
-            return "sent"
-        # The refusal may quote the sender's own mailbox; the log shows their alias instead.
-        return "failed: " + AddressScrubber({a: route.sender_alias for a in route.sender.sender_addresses}).scrub_text(
-            recipient_only.scrub_text(answer.text))
+
+async def _nothing():
+    return None
 
 
 def _automatic(arrival: Arrival, outgoing: Outgoing) -> bool:

@@ -10,8 +10,9 @@ class Reply:
     status: str  # RFC 3463 enhanced status code
     text: str
 
-    def __call__(self, **details: str) -> str:
-        return f"{self.code} {self.status} {self.text.format(**details)}"
+    def __call__(self, status: str | None = None, **details: str) -> str:
+        """The reply line; `status` replaces the enhanced code where another server's is passed on."""
+        return f"{self.code} {status or self.status} {self.text.format(**details)}"
 
     def __str__(self) -> str:
         return self()
@@ -37,13 +38,18 @@ NOT_ANONYMISED = Reply(
     550, "5.7.0", "Message refused: it could not be stripped of personal addresses (ref {ref}); please rephrase and resend"
 )
 
+UNREADABLE = Reply(554, "5.6.0", "Message refused: the relay could not read it (ref {ref})")
+TOO_COSTLY = Reply(552, "5.3.4", "Message refused: it needs more {resource} than the relay allows one message")
+
 BOUNCED = Reply(250, "2.0.0", "Received but not delivered (rule {rule}); a notice explaining why has been sent to you")
 BLOCKED = Reply(550, "5.7.1", "Message not delivered: {reason}")
 NOTICE_DEFERRED = Reply(451, "4.4.1", "Message not delivered and its notice could not be sent yet; try again later")
+ALREADY_HANDLED = Reply(250, "2.0.0", "Already received: {reply}")
 
+# The next hop's own words go to the log only: they name hosts and mailboxes of the other party.
 NEXT_HOP_UNAVAILABLE = Reply(451, "4.4.1", "Next hop unavailable, message not accepted; try again later")
 NEXT_HOP_DEFERRED = Reply(451, "4.4.2", "Next hop deferred the message, not accepted; try again later")
-NEXT_HOP_REFUSED = Reply(550, "5.0.0", "The recipient's mail server refused the message: {answer}")
+NEXT_HOP_REFUSED = Reply(550, "5.0.0", "The recipient's mail server refused the message")
 
 INTERNAL_ERROR = Reply(451, "4.3.0", "Temporary local problem, try again later (ref {ref})")
 SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, try again later")

@@ -118,6 +118,8 @@ class Gatekeeper:
     def __init__(self, config: Config, store: Store, forwarder: Forwarder):
         self.store = store
         self.forwarder = forwarder
+        self.deciding: set[asyncio.Task] = set()
+        """Messages being decided; one goes on if its client hangs up, so that a retry finds it handed on."""
         self.domain = config.aliases.domain
         self.labels = AddressLabels(config.log.real_addresses)
 
@@ -160,8 +162,11 @@ class Gatekeeper:
         return replies.RECIPIENT_OK, route
 
     async def handle_DATA(self, server, session: Session, envelope: Envelope):
-        return await self.forwarder.handle(envelope.route, envelope.original_content, envelope.mail_from,
-                                           envelope.smtp_utf8)
+        decision = asyncio.ensure_future(self.forwarder.handle(
+            envelope.route, envelope.original_content, envelope.mail_from, envelope.smtp_utf8))
+        self.deciding.add(decision)
+        decision.add_done_callback(self.deciding.discard)
+        return await asyncio.shield(decision)
 
     async def handle_exception(self, error: Exception) -> str:
         # aiosmtpd's default answer is "500 Error: (Type) text": permanent, and it shows internals.
@@ -238,6 +243,11 @@ class Relay:
                     await asyncio.wait_for(self.sessions.changed.wait(), max(0.0, deadline - loop.time()))
                 except TimeoutError:
                     pass
+        if self.gatekeeper.deciding:
+            # Sessions are gone; messages whose clients hung up are still being decided.
+            _, late = await asyncio.wait(self.gatekeeper.deciding, timeout=max(0.0, deadline - loop.time()))
+            for decision in late:
+                decision.cancel()
         if self.server is not None:
             await self.server.wait_closed()
         if self._pool is not None:

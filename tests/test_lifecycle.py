@@ -119,7 +119,8 @@ async def test_next_hop_answers_are_passed_on_as_temporary_or_permanent(relay, s
     sink.fail_next(1, "550 5.1.1 No such user")
     with pytest.raises(aiosmtplib.SMTPDataError) as refused:
         await send(relay, BUYER, conversation.seller_alias, message)
-    assert refused.value.code == 550 and "No such user" in refused.value.message
+    assert refused.value.code == 550 and refused.value.message.startswith("5.1.1")
+    assert "No such user" not in refused.value.message  # the next hop's words go to the log only
     assert sink.messages == []
 
 
@@ -170,6 +171,6 @@ async def test_a_next_hop_refusal_naming_the_recipient_does_not_reach_the_sender
     with pytest.raises(aiosmtplib.SMTPDataError) as refused:
         await send(relay, BUYER, conversation.seller_alias, crlf(f"From: {BUYER}\nSubject: hi\n\nHello\n"))
     assert refused.value.code == 550
-    assert SELLER not in refused.value.message and conversation.seller_alias in refused.value.message
+    assert refused.value.message == "5.1.1 The recipient's mail server refused the message"
     [line] = [r for r in caplog.records if r.name == "relay.decision"]
     assert line.next_hop.startswith("550 5.1.1") and SELLER not in str(line.__dict__)

@@ -185,7 +185,9 @@ async def test_a_refused_notice_is_logged_without_the_senders_address(relay, sin
     caplog.set_level(logging.INFO, logger="relay.decision")
     opened = await open_conversation(relay)
     sink.fail_next(1, f"550 5.1.1 <{SELLER}>: mailbox full")
-    with pytest.raises(aiosmtplib.SMTPDataError):
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:
         await send(relay, SELLER, opened.buyer_alias, seller_message("Hi", "See www.myshop.example.com"))
+    # The notice will never go, so the session says no for good, with the reason.
+    assert refused.value.code == 550 and "a web address" in refused.value.message
     [line] = [r for r in caplog.records if r.name == "relay.decision"]
     assert line.notice.startswith("failed: 550") and SELLER not in line.notice and opened.seller_alias in line.notice
