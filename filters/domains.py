@@ -42,9 +42,20 @@ def reveal(text: str) -> str:
     return _WORD_DOT.sub(_dot_after_a_word, _BRACKET_DOT.sub(".", text))
 
 
+@lru_cache(maxsize=1)
+def _top_labels() -> frozenset[str]:
+    """The last label of every public suffix: a name ending in anything else is no domain."""
+    return frozenset(suffix.rsplit(".", 1)[-1].lower() for suffix in _extractor().tlds)
+
+
+@lru_cache(maxsize=4096)
 def registered_domain(host: str) -> str | None:
     """example.co.uk for shop.example.co.uk; None if host is not under a public suffix."""
-    parts = _extractor()(host.strip(".").lower())
+    host = host.strip(".").lower()
+    top = host.rsplit(".", 1)[-1]
+    if top not in _top_labels() and not top.startswith("xn--"):
+        return None  # "report.pdf", "v2.final": the common case, answered without the suffix list
+    parts = _extractor()(host)
     if not parts.suffix or not parts.domain:
         return None
     return f"{parts.domain}.{parts.suffix}"

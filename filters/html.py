@@ -33,7 +33,20 @@ _BLOCKS = frozenset({
     "nav", "ol", "p", "pre", "section", "table", "tbody", "thead", "tfoot", "tr", "ul",
 })
 _CELLS = frozenset({"td", "th"})
+_PLAIN = (False, False)
 _CHUNK = 1 << 16
+MAX_TAGS = 100_000
+"""More than this is markup nobody reads as mail; reading it would cost seconds per message."""
+
+
+class TooMuchMarkup(ValueError):
+    """HTML with more tags than a message reasonably has (MAX_TAGS)."""
+
+
+def check_size(html: str) -> None:
+    """Raise TooMuchMarkup before any parsing if html has more than MAX_TAGS tags (counted as `<`)."""
+    if html.count("<") > MAX_TAGS:
+        raise TooMuchMarkup(f"an HTML part has more than {MAX_TAGS:,} tags")
 
 
 @dataclass
@@ -81,6 +94,14 @@ class _Listener:
             self.own.append(separator)
 
     def start(self, tag: str, attrib) -> None:
+        if not attrib and tag not in _HIDDEN and tag != "blockquote":  # most tags: nothing to follow or hide
+            self.stack.append(_PLAIN)
+            if tag in _BLOCKS or tag in _CELLS:
+                self._break("\n" if tag in _BLOCKS else " ")
+            if tag == "form":
+                self.links.append("<form>")
+            return
+        attrib = dict(attrib)
         hidden, quote = tag in _HIDDEN, _quote_container(tag, attrib)
         self.stack.append((hidden, quote))
         self.hidden += hidden
@@ -129,6 +150,7 @@ class _Listener:
 
 
 def read(html: str) -> HtmlReading:
+    check_size(html)
     listener = _Listener()
     parser = etree.HTMLParser(target=listener, no_network=True, recover=True)
     try:

@@ -51,16 +51,20 @@ class Pipeline:
             for verdict in attachments.check(view.attachments, self.config.attachments):
                 if done("attachments", verdict):
                     return Judgement(tuple(trail))
+        reading_rules = [rule for rule in CONTENT_RULES if self._applies(rule, facts)]
+        if not reading_rules and not self._applies("optout", facts):
+            if self._applies("frequency", facts):
+                done("frequency", frequency.check(facts, self.config.frequency))
+            return Judgement(tuple(trail))  # nothing reads the text: it is not prepared
         body = readable([view.subject, *view.texts], view.htmls)
         if self._applies("optout", facts):
             marked_wording = [self.wording[k] for k in ("promotion", "review") if self._applies(k, facts)]
             if done("optout", optout.check(view, facts, body, self.config.optout, marked_wording)):
                 return Judgement(tuple(trail))
         stripped = {i for _, v in trail for i in v.attachments}
-        texts = {a.id: (a, readable([a.text])) for a in view.attachments if a.id not in stripped and a.text is not None}
-        for rule in CONTENT_RULES:
-            if not self._applies(rule, facts):
-                continue
+        texts = {a.id: (a, readable([a.text])) for a in view.attachments
+                 if reading_rules and a.id not in stripped and a.text is not None}
+        for rule in reading_rules:
             finding = self._find(rule, body, facts)
             if finding and done(rule, bounce(rule, finding.reason, finding.snippet)):
                 return Judgement(tuple(trail))

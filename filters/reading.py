@@ -35,6 +35,8 @@ _IGNORABLE_RANGES = (
 )
 _KEPT_CONTROLS = frozenset("\t\n\r\x0c")
 _NEEDS_FOLDING_ASCII = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+# Runs of what folding may change; mail is mostly ASCII, so the rest is left as it is in one C scan.
+_FOLDABLE = re.compile(r"[^\t\n\x0c\r\x20-\x7e]+")
 _FULL_STOPS = {"\u3002": ".", "\uff61": "."}
 
 
@@ -45,44 +47,60 @@ def ignorable(code: int) -> bool:
     return any(low <= code <= high for low, high in _IGNORABLE_RANGES)
 
 
+def _drawn(char: str) -> str:
+    return _FULL_STOPS.get(char) or unicodedata.normalize("NFKC", char)
+
+
+def _compared(char: str) -> str:
+    return _drawn(char).casefold()
+
+
+def _unaccented(char: str) -> str:
+    """Case and accents folded away: the form phrase lists are written in ("Reseña" is "resena")."""
+    decomposed = unicodedata.normalize("NFKD", _compared(char))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 class _FoldTable(dict):
     """A str.translate table filled in as characters are met."""
 
-    def __init__(self, casefold: bool):
+    def __init__(self, fold):
         super().__init__()
-        self.casefold = casefold
+        self.fold = fold
 
     def __missing__(self, code: int):
-        if ignorable(code):
-            value = None
-        else:
-            char = chr(code)
-            value = _FULL_STOPS.get(char) or unicodedata.normalize("NFKC", char)
-            if self.casefold:
-                value = value.casefold()
-            if len(value) > MAX_EXPANSION:
-                value = " "
+        value = None if ignorable(code) else self.fold(chr(code))
+        if value is not None and len(value) > MAX_EXPANSION:
+            value = " "
         if len(self) < _CACHE_LIMIT:
             self[code] = value
         return value
 
 
-_ON_SCREEN = _FoldTable(casefold=False)
-_COMPARABLE = _FoldTable(casefold=True)
+_ON_SCREEN = _FoldTable(_drawn)
+_COMPARABLE = _FoldTable(_compared)
+_UNACCENTED = _FoldTable(_unaccented)
+
+
+def _folded(text: str, table: _FoldTable) -> str:
+    if text.isascii() and not _NEEDS_FOLDING_ASCII.search(text):
+        return text
+    return _FOLDABLE.sub(lambda run: run.group(0).translate(table), text)
 
 
 def on_screen(text: str) -> str:
     """The text as drawn: compatibility forms folded, invisible characters gone; case kept."""
-    if text.isascii() and not _NEEDS_FOLDING_ASCII.search(text):
-        return text
-    return text.translate(_ON_SCREEN)
+    return _folded(text, _ON_SCREEN)
 
 
 def comparable(text: str) -> str:
     """The text as drawn and case-folded: the form in which two spellings of an address are the same."""
-    if text.isascii() and not _NEEDS_FOLDING_ASCII.search(text):
-        return text.lower()
-    return text.translate(_COMPARABLE)
+    return _folded(text, _COMPARABLE).lower()
+
+
+def unaccented(text: str) -> str:
+    """Lower case, accents removed, invisible characters gone, one pass and bounded."""
+    return _folded(text, _UNACCENTED).lower()
 
 
 def fold_char(char: str) -> str:

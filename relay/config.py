@@ -39,6 +39,23 @@ class ServerConfig(Section):
     """A message that already passed this many relays is a loop and is refused."""
 
 
+class LimitsConfig(Section):
+    """What one message may cost the relay; a message over a limit is refused 552 and its worker replaced."""
+
+    message_cpu_seconds: float = Field(4.0, ge=0.01)
+    """CPU time to read, judge and rewrite one message, plus message_cpu_seconds_per_mb for each MB of it."""
+    message_cpu_seconds_per_mb: float = Field(1.0, ge=0)
+    """Reading is linear in the size, so a big message may take longer; a small one that takes long is hostile."""
+    worker_memory_mb: int = Field(1024, ge=0)
+    """Address space of a worker process (0: no limit)."""
+    worker_recycle_mb: int = Field(256, ge=0)
+    """A worker holding more resident memory than this after a message is replaced (0: never)."""
+
+
+    def cpu_seconds(self, size: int) -> float:
+        return self.message_cpu_seconds + self.message_cpu_seconds_per_mb * size / 1_000_000
+
+
 class AliasesConfig(Section):
     domain: str = "relay.localhost"
     """Masked addresses live here."""
@@ -107,6 +124,7 @@ class NoticesConfig(Section):
 
 class Config(Section):
     server: ServerConfig = ServerConfig()
+    limits: LimitsConfig = LimitsConfig()
     aliases: AliasesConfig = AliasesConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     database: DatabaseConfig = DatabaseConfig()

@@ -19,12 +19,9 @@ import re
 import secrets
 import time
 import uuid
-from concurrent.futures import Executor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import format_datetime
-from typing import Callable
 
 from aliases.store import Store
 from aliases.views import BUYER, SELLER_TO_BUYER, Activity, Decision, Route, ThreadLink
@@ -42,6 +39,7 @@ from .parse import TRACE_COMMENT, ThreadIds, line_end_problem, relay_traces, thr
 from .rewrite import Plan
 from .scrub import AddressScrubber
 from .worker import Outgoing, prepare
+from .workers import WorkerPool, WorkLimit
 
 log = logging.getLogger(__name__)
 NULL_SENDER = "<>"
@@ -98,10 +96,10 @@ def message_identity(arrival: Arrival) -> str | None:
 
 
 class Forwarder:
-    def __init__(self, config: Config, store: Store, executor: Callable[[], Executor]):
+    def __init__(self, config: Config, store: Store, workers: WorkerPool):
         self.config = config
         self.store = store
-        self.executor = executor
+        self.workers = workers
         self.labels = AddressLabels(config.log.real_addresses)
         self.notifier = Notifier(config)
         self._in_flight: dict[str, asyncio.Future] = {}
@@ -173,12 +171,16 @@ class Forwarder:
         facts = self._facts(route, links, activity)
         plan = self._plan(route, ids, links, arrival)
         try:
-            outgoing = await self._prepare(arrival.raw, plan, facts, route.recipient.locale)
+            outgoing = await self.workers.run(self.config.limits.cpu_seconds(len(arrival.raw)), prepare, arrival.raw,
+                                              plan, self.config.filters, facts, route.recipient.locale)
         except MalformedMessage as exc:
             return Outcome(replies.MALFORMED(reason=str(exc)), "refused", "malformed", str(exc))
-        except BrokenProcessPool:
-            raise  # the relay's own trouble: the client tries again
-        except Exception:
+        except WorkLimit as exc:
+            log.warning("message over a limit; its worker was replaced", extra={
+                "conversation": route.conversation_id, "resource": exc.resource})
+            return Outcome(replies.TOO_COSTLY(resource=exc.resource), "refused", "over_limit",
+                           f"needed more {exc.resource} than one message may have")
+        except Exception:  # WorkerLost included
             # A fault in reading this message is the same fault on every retry: say no for good.
             ref = uuid.uuid4().hex[:12]
             log.exception("message could not be read", extra={"ref": ref, "conversation": route.conversation_id})
@@ -278,16 +280,6 @@ class Forwarder:
             trace=f"by {self.config.server.hostname} {TRACE_COMMENT} with {protocol} id {token};\r\n "
                   f"{format_datetime(arrival.received_at)}",
         )
-
-    async def _prepare(self, raw: bytes, plan: Plan, facts: Facts, recipient_locale: str) -> Outgoing:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(
-                self.executor(), prepare, raw, plan, self.config.filters, facts, recipient_locale)
-        except BrokenProcessPool:
-            # A worker died (killed, out of memory); the next call gets a fresh pool.
-            log.error("rewrite worker died; restarting the pool")
-            raise
 
     # -- notices -------------------------------------------------------------
 

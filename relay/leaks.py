@@ -48,8 +48,9 @@ def leaked_addresses(outgoing: bytes, scrubber: AddressScrubber) -> list[str]:
     """Real addresses a reader could read, except the recipient's own in the top-level To."""
     top = mime.parse_entity(outgoing)
     source = b"".join(raw for name, raw in top.fields if name != "to") + top.separator + top.body
-    found: set[str] = set(scrubber.found(source))  # "view source", less the recipient's own To
-    found.update(scrubber.readable(shown(source, "utf-8")))
+    # "View source", less the recipient's own To. Disguised spellings are looked for in what a
+    # reader reads (below: every field, parameter and text part decoded, preamble and epilogue too).
+    found: set[str] = set(scrubber.found(source))
     try:
         root = mime.tree(top)
     except mime.MalformedMessage:

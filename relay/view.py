@@ -5,6 +5,7 @@ which the rewrite walks too, removing the parts the filters stripped.
 """
 from __future__ import annotations
 
+from filters.html import TooMuchMarkup, check_size
 from filters.view import Attachment, MessageView
 
 from . import mime
@@ -48,6 +49,11 @@ def _walk(part: mime.Part, texts, htmls, attachments) -> None:
         attachments.append(Attachment(part_id, name, content.type, data, shown(data, content.charset)
                                       if content.is_text else None))
     elif content.is_html:
-        htmls.append(shown(data, content.charset))
+        html = shown(data, content.charset)
+        try:
+            check_size(html)
+        except TooMuchMarkup as exc:
+            raise mime.MalformedMessage(str(exc)) from None
+        htmls.append(html)
     else:
         texts.append(shown(data, content.charset))

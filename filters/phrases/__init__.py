@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 import tomllib
-import unicodedata
 from functools import lru_cache
 from pathlib import Path
+
+from ..reading import unaccented
 
 HERE = Path(__file__).parent
 KINDS = ("promotion", "review")
@@ -18,10 +19,7 @@ KINDS = ("promotion", "review")
 
 def fold(text: str) -> str:
     """Lower case, accents removed, whitespace collapsed: the form phrases are matched in."""
-    if text.isascii():
-        return " ".join(text.lower().split())
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
+    return " ".join(unaccented(text).split())
 
 
 @lru_cache(maxsize=None)
