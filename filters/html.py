@@ -35,6 +35,7 @@ _BLOCKS = frozenset({
 _CELLS = frozenset({"td", "th"})
 _PLAIN = (False, False)
 _CHUNK = 1 << 16
+_SURROGATE = re.compile("[\ud800-\udfff]")  # UTF-7 can spell a lone one; libxml2 takes UTF-8 only
 MAX_TAGS = 100_000
 """More than this is markup nobody reads as mail; reading it would cost seconds per message."""
 
@@ -151,6 +152,8 @@ class _Listener:
 
 def read(html: str) -> HtmlReading:
     check_size(html)
+    if not html.isascii() and _SURROGATE.search(html):
+        html = _SURROGATE.sub("\ufffd", html)
     listener = _Listener()
     parser = etree.HTMLParser(target=listener, no_network=True, recover=True)
     try:

@@ -25,6 +25,13 @@ _WHATWG_LABELS = {
 _NOT_CHARSETS = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined", "mbcs", "oem",
                            "charmap", "palmos"})
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+# The WHATWG encoding standard's encodings (browsers, Thunderbird, Gmail), as Python names them.
+_WELL_KNOWN = frozenset({
+    "utf-8", "cp866", "iso8859-2", "iso8859-3", "iso8859-4", "iso8859-5", "iso8859-6", "iso8859-7", "iso8859-8",
+    "iso8859-10", "iso8859-13", "iso8859-14", "iso8859-15", "iso8859-16", "koi8-r", "koi8-u", "mac-roman", "cp874",
+    "cp1250", "cp1251", "cp1252", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258", "mac-cyrillic", "gbk",
+    "gb18030", "big5", "euc_jp", "iso2022_jp", "shift_jis", "euc_kr", "utf-16-be", "utf-16-le", "utf-16", "iso8859-1",
+})
 _PROBE = "Az09 @.%&#;:+-_<>="
 _ALL_BYTES = bytes(range(256))
 
@@ -44,11 +51,27 @@ class Codec:
 
     def reading(self, data: bytes) -> str:
         """The text with every byte kept (undecodable ones as surrogate escapes), for `writing` to undo."""
-        return data.decode(self.codec_for(data), "surrogateescape")
+        return decoded(data, self.codec_for(data))
 
     def writing(self, text: str, data: bytes) -> bytes:
         """Text back into the bytes `reading` read it from."""
-        return text.encode(self.codec_for(data), "surrogateescape")
+        return encoded(text, self.codec_for(data))
+
+    def readings(self, data: bytes, in_source: bool = False) -> list[str]:
+        """Every codec a reader might read these bytes with: the declared one first, then what clients
+        sniff. Bytes that are mostly UTF-8 are read as UTF-8 by many clients whatever the label says;
+        bytes under a label many clients do not know are read the way they fall back; and bytes that
+        stand in the source as they are (no transfer encoding) are read as UTF-8 by "show original".
+        An address must be safe in each reading."""
+        first = self.codec_for(data)
+        if data.isascii() and self.ascii_compatible:
+            return [first]
+        found = [first]
+        if self.ascii_compatible or in_source:
+            found.append("utf-8")
+        if self.name not in _WELL_KNOWN:  # a label many clients do not know: they fall back
+            found += ["utf-8", "latin-1"]
+        return list(dict.fromkeys(found))
 
     def codec_for(self, data: bytes) -> str:
         for bom, name in _BOMS:
@@ -64,6 +87,22 @@ class Codec:
 
 
 UNKNOWN = Codec(None, True)
+
+
+def decoded(data: bytes, codec: str) -> str:
+    """data read with codec, each undecodable byte kept as a surrogate escape where the codec allows it.
+    UTF-7 and UTF-16 cannot escape a broken ASCII byte; there it shows as U+FFFD, as a reader sees it."""
+    try:
+        return data.decode(codec, "surrogateescape")
+    except UnicodeDecodeError:
+        return data.decode(codec, "replace")
+
+
+def encoded(text: str, codec: str) -> bytes:
+    try:
+        return text.encode(codec, "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode(codec, "replace")
 
 
 def _usable(name: str) -> bool:

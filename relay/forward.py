@@ -77,19 +77,23 @@ class Arrival:
     received_at: datetime
 
 
-def message_identity(arrival: Arrival) -> str | None:
+def message_identity(arrival: Arrival) -> str:
     """Who sent what to whom: the same for a client's retry of a message, different for a new one.
 
-    The sender's Message-ID and Date with the body's digest; a message with
-    neither field could be a new one with the same words, so it has none.
+    The sender's Message-ID and Date with the body's digest, so that a retry
+    through another of the sender's servers (other Received fields) is still
+    the same message. A message with neither field is known by all its bytes:
+    a second one identical to the octet within a day is taken for a retry.
     """
     entity = arrival.entity
     message_id, date = entity.first("message-id"), entity.first("date")
-    if message_id is None and date is None:
-        return None
     digest = hashlib.sha256()
-    for piece in (arrival.route.recipient_alias.encode(), comparable(arrival.envelope_from).encode("utf-8", "replace"),
-                  message_id or b"", date or b"", entity.first("subject") or b"", entity.first("from") or b""):
+    digest.update(hashlib.sha256(arrival.route.recipient_alias.encode()).digest())
+    digest.update(hashlib.sha256(comparable(arrival.envelope_from).encode("utf-8", "replace")).digest())
+    if message_id is None and date is None:
+        digest.update(hashlib.sha256(arrival.raw).digest())
+        return digest.hexdigest()
+    for piece in (message_id or b"", date or b"", entity.first("subject") or b"", entity.first("from") or b""):
         digest.update(hashlib.sha256(piece).digest())
     digest.update(hashlib.sha256(entity.body).digest())
     return digest.hexdigest()
@@ -107,8 +111,6 @@ class Forwarder:
     async def handle(self, route: Route, raw: bytes, envelope_from: str, smtputf8: bool) -> str:
         arrival = Arrival(route, raw, mime.parse_entity(raw), envelope_from, smtputf8, datetime.now(timezone.utc))
         identity = message_identity(arrival)
-        if identity is None:
-            return await self._handle(arrival, None)
         while identity in self._in_flight:  # the client's retry, while its first try is still being decided
             await asyncio.shield(self._in_flight[identity])
         self._in_flight[identity] = asyncio.get_running_loop().create_future()
@@ -117,7 +119,7 @@ class Forwarder:
         finally:
             self._in_flight.pop(identity).set_result(None)
 
-    async def _handle(self, arrival: Arrival, identity: str | None) -> str:
+    async def _handle(self, arrival: Arrival, identity: str) -> str:
         started = time.monotonic()
         route = arrival.route
         ids = None
@@ -151,7 +153,7 @@ class Forwarder:
         })
         return outcome.reply
 
-    async def _decide(self, arrival: Arrival, ids: ThreadIds, identity: str | None) -> Outcome:
+    async def _decide(self, arrival: Arrival, ids: ThreadIds, identity: str) -> Outcome:
         route = arrival.route
         problem = line_end_problem(arrival.raw)
         if problem:
@@ -163,7 +165,7 @@ class Forwarder:
         links, activity, earlier = await asyncio.gather(  # independent reads, one round trip of waiting
             self.store.thread_links(route.conversation_id, route.direction, ids.all_referenced),
             self.store.activity(route.conversation_id),
-            self.store.handed_on(identity) if identity else _nothing(),
+            self.store.handed_on(identity),
         )
         if earlier:
             return Outcome(replies.ALREADY_HANDLED(reply=earlier), "duplicate", "retry",
@@ -191,7 +193,7 @@ class Forwarder:
         return outcome
 
     async def _act(self, arrival: Arrival, plan: Plan, facts: Facts, outgoing: Outgoing,
-                   identity: str | None) -> Outcome:
+                   identity: str) -> Outcome:
         """Carry out the filters' judgement: bounce with a notice, or forward what the rewrite made."""
         route = arrival.route
         unsolicited = route.direction == SELLER_TO_BUYER and not facts.replies_to_buyer
@@ -237,9 +239,7 @@ class Forwarder:
                 outcome.notice = "failed: internal error"
         return outcome
 
-    async def _remember(self, identity: str | None, reply: str) -> None:
-        if identity is None:
-            return
+    async def _remember(self, identity: str, reply: str) -> None:
         try:
             await self.store.remember_handed_on(identity, reply)
         except Exception:
@@ -286,7 +286,7 @@ class Forwarder:
     def _about(self, arrival: Arrival, outgoing: Outgoing) -> Subject:
         return Subject(arrival.route, arrival.envelope_from, arrival.entity, arrival.received_at, outgoing.subject)
 
-    async def _bounce(self, arrival: Arrival, outgoing: Outgoing, identity: str | None,
+    async def _bounce(self, arrival: Arrival, outgoing: Outgoing, identity: str,
                       rule: str, reason: str, snippet) -> Outcome:
         said = shown(reason, 200)
         if _automatic(arrival, outgoing):
@@ -302,10 +302,6 @@ class Forwarder:
             return Outcome(replies.NOTICE_DEFERRED(), "failed", rule, reason, notice=result.detail)
         # The notice will never go: say it in the session, and the sender's own server tells them.
         return Outcome(replies.BLOCKED(reason=said), "bounced", rule, reason, notice=result.detail)
-
-
-async def _nothing():
-    return None
 
 
 def _automatic(arrival: Arrival, outgoing: Outgoing) -> bool:

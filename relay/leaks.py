@@ -14,7 +14,7 @@ from __future__ import annotations
 from filters import html as html_reader
 
 from . import mime
-from .charsets import shown
+from .charsets import resolve, shown
 from .scrub import AddressScrubber
 from .view import decoded_header
 
@@ -37,11 +37,13 @@ def _part_texts(part: mime.Part, top: bool, depth: int = 0):
     if content.embedded_message:
         yield from _part_texts(mime.embedded(part, data, depth), False, depth + 1)
     elif content.is_text or content.type.startswith("multipart/"):
-        text = shown(data, content.charset)
-        yield text, False
-        if content.is_html:
-            yield html_reader.read(text).joined, False
-            yield text, True
+        in_source = content.transfer_encoding in mime.IDENTITY_ENCODINGS
+        for reading in resolve(content.charset).readings(data, in_source):
+            text = data.decode(reading, "replace")
+            yield text, False
+            if content.is_html:
+                yield html_reader.read(text).joined, False
+                yield text, True
 
 
 def leaked_addresses(outgoing: bytes, scrubber: AddressScrubber) -> list[str]:

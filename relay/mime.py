@@ -34,6 +34,8 @@ _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 _MEDIA_TYPE = re.compile(r"\A[!#$%&'*+.^_`|~0-9a-z-]+/[!#$%&'*+.^_`|~0-9a-z-]+\Z")
 _TEXT_EXTENSIONS = (".txt", ".text", ".log", ".csv")
 _SINGLE_FIELDS = ("content-type", "content-transfer-encoding", "content-disposition")
+IDENTITY_ENCODINGS = frozenset({"", "7bit", "8bit", "binary"})
+"""Transfer encodings that leave a body's bytes in the source as they are."""
 
 
 @dataclass(frozen=True)
@@ -300,7 +302,7 @@ def decode_body(body: bytes, transfer_encoding: str) -> bytes | None:
             return None
     if transfer_encoding == "quoted-printable":
         return binascii.a2b_qp(body)
-    if transfer_encoding in ("", "7bit", "8bit", "binary"):
+    if transfer_encoding in IDENTITY_ENCODINGS:
         return body
     return None
 

@@ -121,11 +121,16 @@ def _kept_fields(entity: mime.Entity, allowed: frozenset[str], plan: Plan, new_e
         if name not in allowed or (new_encoding and name == "content-transfer-encoding"):
             continue
         if name == "content-id":
-            kept.append(_header("Content-ID", _renamed_cid(mime.field_value(raw).decode("ascii", "replace"), plan)))
+            field = _header("Content-ID", _renamed_cid(mime.field_value(raw).decode("ascii", "replace"), plan))
         elif name in PARAMETER_FIELDS:
-            kept.append(_scrub_parameters(name, raw, entity, plan))
+            field = _scrub_parameters(name, raw, entity, plan)
         else:
-            kept.append(_scrub_field(name, raw, plan.scrubber))
+            field = _scrub_field(name, raw, plan.scrubber)
+        if _has_long_line(field):
+            # RFC 5322 2.1.1: no line over 998 octets; next hops refuse them. Written again, folded.
+            field = (_scrub_parameters(name, raw, entity, plan, rebuild=True) if name in PARAMETER_FIELDS
+                     else _encoded_field(_title(raw), plan.scrubber.scrub_text(decoded_header(raw))))
+        kept.append(field)
     if new_encoding:
         kept.append(_header("Content-Transfer-Encoding", new_encoding))
     return kept
@@ -154,11 +159,14 @@ def _scrub_field(name: str, raw: bytes, scrubber: AddressScrubber) -> bytes:
     scrubbed = scrubber.scrub(raw)
     if b"=?" not in raw and raw.isascii() and not scrubber.readable(decoded_header(scrubbed)):
         return scrubbed
-    title = raw.split(b":", 1)[0].decode("ascii", "replace").strip()
-    return _encoded_field(title, scrubber.scrub_text(shown))
+    return _encoded_field(_title(raw), scrubber.scrub_text(shown))
 
 
-def _scrub_parameters(name: str, raw: bytes, entity: mime.Entity, plan: Plan) -> bytes:
+def _title(raw: bytes) -> str:
+    return raw.split(b":", 1)[0].decode("ascii", "replace").strip()
+
+
+def _scrub_parameters(name: str, raw: bytes, entity: mime.Entity, plan: Plan, rebuild: bool = False) -> bytes:
     """Content-Type and Content-Disposition, whose parameters (a file name) may hold an address.
 
     Values are read as a client reads them (relay/params.py: RFC 2231 and the
@@ -171,21 +179,33 @@ def _scrub_parameters(name: str, raw: bytes, entity: mime.Entity, plan: Plan) ->
     boundary = content.boundary if name == "content-type" else None
     tainted = any(plan.scrubber.readable(p.value) or plan.scrubber.found(p.value.encode("utf-8", "surrogateescape"))
                   for p in parsed.items)
-    if not parsed.items or not (tainted or (boundary and "@" in boundary)):
+    if not rebuild and (not parsed.items or not (tainted or (boundary and "@" in boundary))):
         return plan.scrubber.scrub(raw)
-    title = raw.split(b":", 1)[0].decode("ascii", "replace").strip()
     parts = [content.type if name == "content-type" else parsed.value or "attachment"]
     for parameter in parsed.items:
         key, value = parameter.name, parameter.value
         if key == "boundary" and "@" in value:
             value = _renamed_boundary(value, plan)
-        else:
+        elif key != "boundary":
             value = _one_line(plan.scrubber.scrub_text(value))
-        if value.isascii():
-            parts.append('%s="%s"' % (key, value.replace("\\", "\\\\").replace('"', '\\"')))
-        else:
-            parts.append(f"{key}*=utf-8''{quote(value, safe='')}")
-    return (f"{title}: " + ";\r\n ".join(parts)).encode("utf-8", "surrogateescape") + mime.CRLF
+        parts += _parameter(key, value, structural=key == "boundary")
+    return (f"{_title(raw)}: " + ";\r\n ".join(parts)).encode("ascii") + mime.CRLF
+
+
+def _parameter(key: str, value: str, structural: bool = False) -> list[str]:
+    """One parameter as folded lines: quoted if short and ASCII (a boundary always), else RFC 2231 sections."""
+    if structural or (value.isascii() and len(value) <= 200 and value.isprintable()):
+        return ['%s="%s"' % (key, value.replace("\\", "\\\\").replace('"', '\\"'))]
+    encoded = quote(value.encode("utf-8", "surrogateescape"), safe="")
+    sections, start = [], 0
+    while start < len(encoded):
+        end = min(start + 60, len(encoded))
+        while "%" in encoded[end - 2:end] and end < len(encoded):  # never cut a %XX in two
+            end -= 1
+        sections.append(encoded[start:end])
+        start = end
+    return [f"{key}*{index}*={'utf-8' + chr(39) * 2 if index == 0 else ''}{section}"
+            for index, section in enumerate(sections)]
 
 
 def _renamed_cid(value: str, plan: Plan) -> str:
@@ -213,13 +233,19 @@ def _rewrite_body(part: mime.Part, plan: Plan, depth: int) -> tuple[bytes, str |
         # a file named .txt whatever its declared type: a reader opens it as text.
         # The raw bytes are scrubbed too: a body that does not decode as its
         # declared encoding says (plain text marked base64) is shown as it is.
+        in_source = content.transfer_encoding in mime.IDENTITY_ENCODINGS
         body = plan.scrubber.scrub(_transcode(
-            entity.body, content, lambda data: _scrub_text(data, content.charset, content.is_html, plan)))
-        if content.transfer_encoding in ("", "7bit", "8bit", "binary") and _has_long_line(body):
+            entity.body, content, lambda data: _scrub_text(data, content.charset, content.is_html, plan, in_source)))
+        if _has_long_line(body):
             # Clients (Outlook's HTML, for one) write lines longer than RFC 5322's
             # 998; the next hop may refuse them, quoted-printable folds them safely.
-            return mime.encode_body(body, "quoted-printable"), "quoted-printable"
+            data = mime.decode_body(body, content.transfer_encoding)
+            return mime.encode_body(body if data is None else data, "quoted-printable"), "quoted-printable"
         return body, None
+    if _has_long_line(entity.body):
+        # Written with lines over 998 octets, which next hops refuse: base64 in 76-octet lines instead.
+        data = mime.decode_body(entity.body, content.transfer_encoding)
+        return mime.encode_body(entity.body if data is None else data, "base64"), "base64"
     return entity.body, None  # a binary part leaves exactly as it came
 
 
@@ -240,11 +266,17 @@ def _rewrite_multipart(part: mime.Part, plan: Plan, depth: int) -> bytes:
         delimiters = [d.replace(old, new) for d in delimiters]
         epilogue = epilogue.replace(old, new, 1)
     kept = [(delimiter, child) for delimiter, child in zip(delimiters, part.children) if child.id not in plan.stripped]
+    preamble, epilogue = (_scrub_text(text, None, False, plan) for text in (multipart.preamble, epilogue))
+    # No reader shows the preamble or what follows the close delimiter; a line too long there just goes.
+    if _has_long_line(preamble):
+        preamble = b""
+    if _has_long_line(epilogue):
+        epilogue = epilogue.split(b"\n", 1)[0] + b"\n"
     return mime.Multipart(
-        preamble=_scrub_text(multipart.preamble, None, False, plan),
+        preamble=preamble,
         delimiters=[delimiter for delimiter, _ in kept],
         parts=[_rewrite_entity(child, PART_KEPT, plan, depth + 1) for _, child in kept],
-        epilogue=_scrub_text(epilogue, None, False, plan),
+        epilogue=epilogue,
     ).to_bytes()
 
 
@@ -261,7 +293,7 @@ def _transcode(body: bytes, content: mime.Content, change) -> bytes:
     return body if changed == data else mime.encode_body(changed, content.transfer_encoding)
 
 
-def _scrub_text(data: bytes, charset: str | None, html: bool, plan: Plan) -> bytes:
+def _scrub_text(data: bytes, charset: str | None, html: bool, plan: Plan, in_source: bool = True) -> bytes:
     """Text in its own charset with every real address a reader could read in it replaced.
 
     In a charset that keeps ASCII as ASCII the plain spellings are replaced in the
@@ -284,9 +316,10 @@ def _scrub_text(data: bytes, charset: str | None, html: bool, plan: Plan) -> byt
         text = codec.reading(data)
         changed = change(text.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape")
         data = data if changed == text else codec.writing(changed, data)
-    text = codec.reading(data)
-    if plan.scrubber.readable(text, html):
-        data = codec.writing(plan.scrubber.scrub_text(text, html), data)
+    for reading in codec.readings(data, in_source):
+        text = charsets.decoded(data, reading)
+        if plan.scrubber.readable(text, html):
+            data = charsets.encoded(plan.scrubber.scrub_text(text, html), reading)
     return data
 
 

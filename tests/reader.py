@@ -49,7 +49,7 @@ def _decode(data: bytes, charset: str | None) -> list[str]:
             continue
         try:
             readings.append(data.decode(codec))
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, UnicodeError, ValueError, TypeError):
             continue
     return readings or [data.decode("latin-1")]
 
@@ -77,9 +77,12 @@ def texts(message: bytes) -> list[str]:
             continue
         filename = (part.get_filename() or "").lower()
         if part.get_content_maintype() in ("text", "message") or filename.endswith((".txt", ".htm", ".html")):
-            payload = part.get_payload(decode=True) or b""
-            if part.get_content_type() == "message/rfc822" or isinstance(part.get_payload(), list):
+            if part.get_content_type() == "message/rfc822" or isinstance(part._payload, list):
                 continue
+            try:
+                payload = part.get_payload(decode=True) or b""
+            except (LookupError, UnicodeError, ValueError):  # the stdlib trips on some charsets
+                payload = str(part._payload).encode("utf-8", "surrogateescape")
             for text in _decode(payload, part.get_content_charset()):
                 found.append(text)
                 if part.get_content_subtype() == "html" or filename.endswith((".htm", ".html")):

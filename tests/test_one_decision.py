@@ -141,7 +141,8 @@ async def hang_up_after_data(relay, sender: str, recipient: str, message: bytes)
     for command in (b"EHLO client.example\r\n", f"MAIL FROM:<{sender}>\r\n".encode(),
                     f"RCPT TO:<{recipient}>\r\n".encode(), b"DATA\r\n"):
         writer.write(command)
-    writer.write(message + b".\r\n")
+    stuffed = (b"." if message.startswith(b".") else b"") + message.replace(b"\r\n.", b"\r\n..")
+    writer.write(stuffed + (b"" if stuffed.endswith(b"\r\n") else b"\r\n") + b".\r\n")
     await writer.drain()
     await reader.readuntil(b"354")
     writer.close()
@@ -169,16 +170,25 @@ async def test_a_retry_while_the_first_try_is_still_being_decided_waits_for_it(r
     assert [code for code, _ in answers] == [250, 250] and len(sink.messages) == 1, answers
 
 
-@pytest.mark.parametrize("second", [
-    "From: {b}\nSubject: hi\nMessage-ID: <new-2@example.com>\n\nThanks\n",  # a new Message-ID: a new message
-    "From: {b}\nSubject: hi\n\nThanks\n",  # no Message-ID and no Date: nothing says it is the same one
+@pytest.mark.parametrize("first, second", [
+    # the same words under a new Message-ID: a new message
+    ("Subject: hi\nMessage-ID: <new-1@example.com>\n\nThanks\n", "Subject: hi\nMessage-ID: <new-2@example.com>\n\nThanks\n"),
+    # no Message-ID and no Date: known by all its bytes, and these differ
+    ("Subject: hi\n\nThanks\n", "Subject: hi\n\nThanks again\n"),
 ])
-async def test_new_messages_with_the_same_words_are_all_delivered(relay, sink, conversation, second):
-    first = crlf(second.format(b=BUYER).replace("new-2", "new-1"))
-    for raw in (first, crlf(second.format(b=BUYER))):
-        code, text = await answer(relay, BUYER, conversation.seller_alias, raw)
+async def test_new_messages_with_the_same_words_are_all_delivered(relay, sink, conversation, first, second):
+    for raw in (first, second):
+        code, text = await answer(relay, BUYER, conversation.seller_alias, crlf(f"From: {BUYER}\n{raw}"))
         assert code == 250 and "Forwarded" in text
     await sink.wait_for(2)
+
+
+async def test_a_message_without_message_id_or_date_sent_again_is_a_retry(relay, sink, conversation):
+    raw = crlf(f"From: {BUYER}\nSubject: bare\n\nNo id, no date.\n")
+    await hang_up_after_data(relay, BUYER, conversation.seller_alias, raw)
+    await sink.wait_for(1)
+    code, text = await answer(relay, BUYER, conversation.seller_alias, raw)
+    assert code == 250 and text.startswith("2.0.0 Already received") and len(sink.messages) == 1
 
 
 async def test_a_deferred_message_sent_again_is_handed_on_once(relay, sink, conversation):
