@@ -57,17 +57,17 @@ class Codec:
         """Text back into the bytes `reading` read it from."""
         return encoded(text, self.codec_for(data))
 
-    def readings(self, data: bytes, in_source: bool = False) -> list[str]:
+    def readings(self, data: bytes) -> list[str]:
         """Every codec a reader might read these bytes with: the declared one first, then what clients
-        sniff. Bytes that are mostly UTF-8 are read as UTF-8 by many clients whatever the label says;
-        bytes under a label many clients do not know are read the way they fall back; and bytes that
-        stand in the source as they are (no transfer encoding) are read as UTF-8 by "show original".
-        An address must be safe in each reading."""
+        sniff. Bytes that are mostly UTF-8 are read as UTF-8 by many clients whatever the label says,
+        and bytes under a label many clients do not know are read the way they fall back. An address
+        must be safe in each reading. (The source as it stands, which "show original" reads as UTF-8,
+        is read by the rewrite and the leak check on their own.)"""
         first = self.codec_for(data)
         if data.isascii() and self.ascii_compatible:
             return [first]
         found = [first]
-        if self.ascii_compatible or in_source:
+        if self.ascii_compatible:
             found.append("utf-8")
         if self.name not in _WELL_KNOWN:  # a label many clients do not know: they fall back
             found += ["utf-8", "latin-1"]
@@ -87,6 +87,29 @@ class Codec:
 
 
 UNKNOWN = Codec(None, True)
+
+
+def _keep(error: UnicodeError):
+    """Errors handler "keep": an undecodable byte becomes a surrogate escape and back (surrogateescape),
+    and a lone surrogate, which UTF-7 and UTF-16 can spell, is written as itself (surrogatepass)."""
+    first, second = ("surrogateescape", "surrogatepass") if isinstance(error, UnicodeEncodeError) \
+        else ("surrogatepass", "surrogateescape")
+    try:
+        return codecs.lookup_error(first)(error)
+    except UnicodeError:
+        return codecs.lookup_error(second)(error)
+
+
+codecs.register_error("keep", _keep)
+
+
+def to_utf8(text: str) -> bytes:
+    """Text as UTF-8 bytes, whatever surrogates it holds; from_utf8 gives it back."""
+    return text.encode("utf-8", "keep")
+
+
+def from_utf8(data: bytes) -> str:
+    return data.decode("utf-8", "keep")
 
 
 def decoded(data: bytes, codec: str) -> str:

@@ -37,8 +37,7 @@ def _part_texts(part: mime.Part, top: bool, depth: int = 0):
     if content.embedded_message:
         yield from _part_texts(mime.embedded(part, data, depth), False, depth + 1)
     elif content.is_text or content.type.startswith("multipart/"):
-        in_source = content.transfer_encoding in mime.IDENTITY_ENCODINGS
-        for reading in resolve(content.charset).readings(data, in_source):
+        for reading in resolve(content.charset).readings(data):
             text = data.decode(reading, "replace")
             yield text, False
             if content.is_html:
@@ -50,9 +49,10 @@ def leaked_addresses(outgoing: bytes, scrubber: AddressScrubber) -> list[str]:
     """Real addresses a reader could read, except the recipient's own in the top-level To."""
     top = mime.parse_entity(outgoing)
     source = b"".join(raw for name, raw in top.fields if name != "to") + top.separator + top.body
-    # "View source", less the recipient's own To. Disguised spellings are looked for in what a
-    # reader reads (below: every field, parameter and text part decoded, preamble and epilogue too).
+    # "View source" (Gmail's "show original" reads it as UTF-8), less the recipient's own To;
+    # then what a reader reads: every field, parameter and text part decoded.
     found: set[str] = set(scrubber.found(source))
+    found.update(scrubber.readable(shown(source, "utf-8")))
     try:
         root = mime.tree(top)
     except mime.MalformedMessage:

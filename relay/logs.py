@@ -64,4 +64,4 @@ class AddressLabels:
     def __call__(self, address: str | None) -> str | None:
         if address is None or self.real:
             return address
-        return "addr-" + hashlib.sha256(address.lower().encode("utf-8", "surrogateescape")).hexdigest()[:12]
+        return "addr-" + hashlib.sha256(address.lower().encode("utf-8", "surrogatepass")).hexdigest()[:12]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from . import params
+from .charsets import to_utf8
 from .params import Parameters
 
 CRLF = b"\r\n"
@@ -60,7 +61,7 @@ class Content:
     def filename(self) -> str | None:
         """The file name a reader sees (a byte that is not UTF-8 shows as U+FFFD)."""
         name = self.disposition.get("filename") or self.params.get("name")
-        name = name and name.encode("utf-8", "surrogateescape").decode("utf-8", "replace").strip()
+        name = name and to_utf8(name).decode("utf-8", "replace").strip()
         return name or None
 
     @property
@@ -278,7 +279,7 @@ def tree(entity: Entity, part_id: str = "0", depth: int = 0, budget: _Budget | N
     part = Part(entity, part_id, budget=budget)
     boundary = entity.content.boundary
     if boundary:
-        part.multipart = split_multipart(entity.body, boundary.encode("utf-8", "surrogateescape"))
+        part.multipart = split_multipart(entity.body, to_utf8(boundary))
     if part.multipart is not None:
         budget.take(len(part.multipart.parts))
         part.children = [tree(parse_entity(child), f"{part_id}.{index + 1}", depth + 1, budget)

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
-from .charsets import shown
+from .charsets import shown, to_utf8
 from .words import decode_words
 
 # One parameter: quoted strings (closed or running to the end) and anything but a quote or `;`.
@@ -80,7 +80,7 @@ def _joined(sections: list[tuple[int, bool, str]]) -> str:
                 charset, _, raw = raw.split("'", 2)
             data += unquote_to_bytes(raw)
         else:
-            data += raw.encode("utf-8", "surrogateescape")
+            data += to_utf8(raw)
     return shown(data, charset or "utf-8")
 
 

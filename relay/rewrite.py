@@ -177,7 +177,7 @@ def _scrub_parameters(name: str, raw: bytes, entity: mime.Entity, plan: Plan, re
     content = entity.content
     parsed = content.params if name == "content-type" else content.disposition
     boundary = content.boundary if name == "content-type" else None
-    tainted = any(plan.scrubber.readable(p.value) or plan.scrubber.found(p.value.encode("utf-8", "surrogateescape"))
+    tainted = any(plan.scrubber.readable(p.value) or plan.scrubber.found(charsets.to_utf8(p.value))
                   for p in parsed.items)
     if not rebuild and (not parsed.items or not (tainted or (boundary and "@" in boundary))):
         return plan.scrubber.scrub(raw)
@@ -189,14 +189,14 @@ def _scrub_parameters(name: str, raw: bytes, entity: mime.Entity, plan: Plan, re
         elif key != "boundary":
             value = _one_line(plan.scrubber.scrub_text(value))
         parts += _parameter(key, value, structural=key == "boundary")
-    return (f"{_title(raw)}: " + ";\r\n ".join(parts)).encode("ascii") + mime.CRLF
+    return charsets.to_utf8(f"{_title(raw)}: " + ";\r\n ".join(parts)) + mime.CRLF
 
 
 def _parameter(key: str, value: str, structural: bool = False) -> list[str]:
     """One parameter as folded lines: quoted if short and ASCII (a boundary always), else RFC 2231 sections."""
     if structural or (value.isascii() and len(value) <= 200 and value.isprintable()):
         return ['%s="%s"' % (key, value.replace("\\", "\\\\").replace('"', '\\"'))]
-    encoded = quote(value.encode("utf-8", "surrogateescape"), safe="")
+    encoded = quote(charsets.to_utf8(value), safe="")
     sections, start = [], 0
     while start < len(encoded):
         end = min(start + 60, len(encoded))
@@ -217,7 +217,7 @@ def _cid_token(old: bytes, plan: Plan) -> str:
 
 
 def _renamed_boundary(boundary: str, plan: Plan) -> str:
-    return "=_" + _cid_token(b"boundary:" + boundary.encode("utf-8", "surrogateescape"), plan)
+    return "=_" + _cid_token(b"boundary:" + charsets.to_utf8(boundary), plan)
 
 
 def _rewrite_body(part: mime.Part, plan: Plan, depth: int) -> tuple[bytes, str | None]:
@@ -233,9 +233,10 @@ def _rewrite_body(part: mime.Part, plan: Plan, depth: int) -> tuple[bytes, str |
         # a file named .txt whatever its declared type: a reader opens it as text.
         # The raw bytes are scrubbed too: a body that does not decode as its
         # declared encoding says (plain text marked base64) is shown as it is.
-        in_source = content.transfer_encoding in mime.IDENTITY_ENCODINGS
-        body = plan.scrubber.scrub(_transcode(
-            entity.body, content, lambda data: _scrub_text(data, content.charset, content.is_html, plan, in_source)))
+        body = _transcode(entity.body, content, lambda data: _scrub_text(data, content.charset, content.is_html, plan))
+        # "Show original" reads the body as it stands in the source, as UTF-8, whatever the
+        # transfer encoding claims (8-bit bytes in a "quoted-printable" body stay readable).
+        body = _scrub_readings(body, charsets.resolve("utf-8"), content.is_html, plan)
         if _has_long_line(body):
             # Clients (Outlook's HTML, for one) write lines longer than RFC 5322's
             # 998; the next hop may refuse them, quoted-printable folds them safely.
@@ -262,7 +263,7 @@ def _rewrite_multipart(part: mime.Part, plan: Plan, depth: int) -> bytes:
     boundary = part.entity.content.boundary
     delimiters, epilogue = multipart.delimiters, multipart.epilogue
     if "@" in boundary:
-        old, new = boundary.encode("utf-8", "surrogateescape"), _renamed_boundary(boundary, plan).encode("ascii")
+        old, new = charsets.to_utf8(boundary), _renamed_boundary(boundary, plan).encode("ascii")
         delimiters = [d.replace(old, new) for d in delimiters]
         epilogue = epilogue.replace(old, new, 1)
     kept = [(delimiter, child) for delimiter, child in zip(delimiters, part.children) if child.id not in plan.stripped]
@@ -293,7 +294,7 @@ def _transcode(body: bytes, content: mime.Content, change) -> bytes:
     return body if changed == data else mime.encode_body(changed, content.transfer_encoding)
 
 
-def _scrub_text(data: bytes, charset: str | None, html: bool, plan: Plan, in_source: bool = True) -> bytes:
+def _scrub_text(data: bytes, charset: str | None, html: bool, plan: Plan) -> bytes:
     """Text in its own charset with every real address a reader could read in it replaced.
 
     In a charset that keeps ASCII as ASCII the plain spellings are replaced in the
@@ -314,9 +315,14 @@ def _scrub_text(data: bytes, charset: str | None, html: bool, plan: Plan, in_sou
         data = change(data)
     else:
         text = codec.reading(data)
-        changed = change(text.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape")
+        changed = charsets.from_utf8(change(charsets.to_utf8(text)))
         data = data if changed == text else codec.writing(changed, data)
-    for reading in codec.readings(data, in_source):
+    return _scrub_readings(data, codec, html, plan)
+
+
+def _scrub_readings(data: bytes, codec: charsets.Codec, html: bool, plan: Plan) -> bytes:
+    """Replace each real address still readable in any way a reader may read the bytes, in that reading."""
+    for reading in codec.readings(data):
         text = charsets.decoded(data, reading)
         if plan.scrubber.readable(text, html):
             data = charsets.encoded(plan.scrubber.scrub_text(text, html), reading)

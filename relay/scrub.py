@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 from filters.reading import comparable, fold_char
 
+from .charsets import from_utf8, to_utf8
+
 _AT = rb"(?:@|%40|&#0*64;|&#x0*40;|&commat;)"
 _BEFORE = rb"(?<![A-Za-z0-9._%+\-])"
 # An address ends where the domain ends: not before more domain characters.
@@ -121,7 +123,7 @@ class AddressScrubber:
 
     def scrub_text(self, text: str, html: bool = False) -> str:
         """Every real address a reader could read in text replaced by its alias."""
-        text = self.scrub(text.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape")
+        text = from_utf8(self.scrub(to_utf8(text)))
         if not self.readable(text, html):
             return text
         spans: dict[tuple[int, int], str] = {}

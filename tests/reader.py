@@ -10,6 +10,7 @@ An address a person could read anywhere in that is a leak.
 from __future__ import annotations
 
 import email
+import email.errors
 import re
 import unicodedata
 from email.header import decode_header
@@ -55,8 +56,12 @@ def _decode(data: bytes, charset: str | None) -> list[str]:
 
 
 def _header_text(value: str) -> str:
-    out = []
-    for chunk, charset in decode_header(value):
+    out = [value]
+    try:
+        pieces = decode_header(value)
+    except (ValueError, LookupError, email.errors.MessageError):  # the stdlib gives up on some broken words
+        return value
+    for chunk, charset in pieces:
         out += _decode(chunk, charset) if isinstance(chunk, bytes) else [chunk]
     return " ".join(out)
 
