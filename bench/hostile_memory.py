@@ -44,7 +44,8 @@ def lines(text: str, width: int = 300) -> str:
 
 
 def hostile(kind: str, size: int, alias: str) -> bytes:
-    head = f"From: <{SELLER}>\r\nTo: <{alias}>\r\nSubject: {kind}\r\nMIME-Version: 1.0\r\n"
+    head = (f"From: <{SELLER}>\r\nTo: <{alias}>\r\nSubject: {kind}\r\nMIME-Version: 1.0\r\n"
+            f"Message-ID: <{kind}-{os.urandom(8).hex()}@seller-shop.example>\r\n")
     if kind == "nfkc":
         body = "Content-Type: text/plain; charset=utf-8\r\n\r\n" + lines("\ufdfa" * (size // 3), 330)
     elif kind == "tags":
@@ -63,8 +64,8 @@ def hostile(kind: str, size: int, alias: str) -> bytes:
     return (head + body + "\r\n").encode("utf-8")
 
 
-def tree_rss(root: int) -> tuple[int, int]:
-    """(bytes resident in root and all its descendants, number of processes)."""
+def tree_rss(root: int) -> tuple[int, list[int]]:
+    """(bytes resident in root and all its descendants, each process's share, root first)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -74,17 +75,16 @@ def tree_rss(root: int) -> tuple[int, int]:
                 children.setdefault(parent, []).append(int(entry))
             except (OSError, IndexError, ValueError):
                 continue
-    total, count, todo = 0, 0, [root]
+    shares, todo = [], [root]
     while todo:
-        pid = todo.pop()
+        pid = todo.pop(0)
         try:
             with open(f"/proc/{pid}/statm", "rb") as statm:
-                total += int(statm.read().split()[1]) * PAGE
-            count += 1
+                shares.append(int(statm.read().split()[1]) * PAGE)
         except OSError:
             continue
         todo += children.get(pid, [])
-    return total, count
+    return sum(shares), shares
 
 
 async def main() -> None:
@@ -151,14 +151,15 @@ async def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     result = {"messages": args.concurrency, "size_bytes": size, "seconds": round(elapsed, 1),
               "idle_rss_mib": round(idle / 2**20, 1), "peak_rss_mib": round(peak[0] / 2**20, 1),
-              "processes_at_peak": peak[1]}
+              "processes_at_peak": [round(share / 2**20) for share in peak[1]]}
     if args.json:
         print(json.dumps({**result, "answers": answers}))
         return
     for index, answer in enumerate(answers):
         print(f"{kinds[index % len(kinds)]:>10}  {answer}")
     print(f"{args.concurrency} messages of {size / 1e6:.1f} MB at once, answered in {elapsed:.1f} s; relay process tree: "
-          f"idle {result['idle_rss_mib']} MiB, peak {result['peak_rss_mib']} MiB ({peak[1]} processes)")
+          f"idle {result['idle_rss_mib']} MiB, peak {result['peak_rss_mib']} MiB "
+          f"(relay {result['processes_at_peak'][0]} MiB, others {result['processes_at_peak'][1:]} MiB)")
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ class Forwarder:
         self._in_flight: dict[str, asyncio.Future] = {}
 
     async def handle(self, route: Route, raw: bytes, envelope_from: str, smtputf8: bool) -> str:
-        arrival = Arrival(route, raw, mime.parse_entity(raw), envelope_from, smtputf8, datetime.now(timezone.utc))
+        arrival = Arrival(route, raw, mime.parse_head(raw), envelope_from, smtputf8, datetime.now(timezone.utc))
         identity = message_identity(arrival)
         while identity in self._in_flight:  # the client's retry, while its first try is still being decided
             await asyncio.shield(self._in_flight[identity])

@@ -151,6 +151,21 @@ def field_value(raw: bytes) -> bytes:
     return _FOLD.sub(b"", value).strip()
 
 
+def parse_head(raw: bytes) -> Entity:
+    """The header fields of raw, with a view of its body rather than a copy: what the main
+    process reads of a message (thread ids, traces, a notice's quoted headers) while a
+    worker reads the rest."""
+    length = _head_length(raw)
+    entity = parse_entity(raw[:length])
+    entity.body = memoryview(raw)[length - len(entity.body):]  # what the head's parse took for body, and the rest
+    return entity
+
+
+def _head_length(raw: bytes) -> int:
+    match = _HEADER_END.search(raw)
+    return match.end() if match else len(raw)
+
+
 def parse_entity(raw: bytes) -> Entity:
     """Split an entity into header fields, separator and body. Never fails.
 

@@ -139,7 +139,8 @@ class RelaySession(SMTP):
         self._reader._buffer[0:0] = buffer[end + len(_END_OF_DATA):]
         if dropped:
             return None
-        data = bytes(buffer[2:end + 2])
+        data = bytes(memoryview(buffer)[2:end + 2])  # one copy, not a slice and then a copy of it
+        del buffer
         # A line that starts with a dot had one added by the client: take it away.
         data = data.replace(b"\r\n.", b"\r\n")
         return data[1:] if data.startswith(b".") else data
