@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -98,6 +98,11 @@ class MessageRecord(Base):
     """A seller's message that answers nothing the buyer sent: these are counted per day."""
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivery: Mapped[str | None] = mapped_column(String(20))
+    """What became of a forward after it was queued: queued, deferred, delivered, failed."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    notice_context: Mapped[str | None] = mapped_column(Text)
+    """JSON: what a notice written later (delivery failed, delayed, bounced downstream) needs to say."""
 
 
 class HandedOn(Base):
@@ -112,4 +117,41 @@ class HandedOn(Base):
 
     identity: Mapped[str] = mapped_column(String(64), primary_key=True)
     reply: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class OutgoingMessage(Base):
+    """One message waiting to be handed to a next hop: a forward, or a notice to a sender.
+
+    Committed before the client hears 250, so it survives a crash; deleted once a
+    next hop has it or it has failed for good. A node claims rows by writing its
+    name and a lease into them; a lease that runs out (the node died) frees the row.
+    """
+
+    __tablename__ = "outgoing"
+    __table_args__ = (Index("ix_outgoing_due", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # forward, notice, warning
+    envelope_from: Mapped[str] = mapped_column(String(320))
+    recipient: Mapped[str] = mapped_column(String(320))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_reply: Mapped[str | None] = mapped_column(Text)
+    warned: Mapped[bool] = mapped_column(Boolean, default=False)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BounceToken(Base):
+    """The token in a message's envelope sender (bounce+TOKEN@domain): reports sent there name this message."""
+
+    __tablename__ = "bounce_tokens"
+
+    token: Mapped[str] = mapped_column(String(40), primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # forward or notice: a report about a notice is dropped
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

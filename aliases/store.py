@@ -4,13 +4,13 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import bindparam, delete, func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from .addresses import new_local_part, normalize
-from .models import Alias, Conversation, HandedOn, MessageRecord, Party, SenderAddress, utcnow
+from .models import Alias, Conversation, MessageRecord, Party, SenderAddress, utcnow
 from .views import (
     BUYER,
     BUYER_TO_SELLER,
@@ -56,16 +56,11 @@ def _view(party: Party) -> PartyView:
                        [extra.address for extra in party.sender_addresses])
 
 
-REMEMBER_HANDED_ON = timedelta(days=1)
-PURGE_EVERY = timedelta(hours=1)
-
-
 class Store:
     def __init__(self, engine: AsyncEngine, domain: str):
         self.engine = engine
         self.domain = domain
         self.session = async_sessionmaker(engine, expire_on_commit=False)
-        self._purged_at = None
 
     def address_of(self, local_part: str) -> str:
         return f"{local_part}@{self.domain}"
@@ -228,20 +223,6 @@ class Store:
             ))
         return Activity(buyer_has_written=bool(from_buyer), unsolicited_last_day=unsolicited or 0)
 
-    async def handed_on(self, identity: str) -> str | None:
-        """The reply given when this message was handed on within REMEMBER_HANDED_ON, or None."""
-        async with self.session() as db:
-            return await db.scalar(select(HandedOn.reply).where(
-                HandedOn.identity == identity, HandedOn.created_at > utcnow() - REMEMBER_HANDED_ON))
-
-    async def remember_handed_on(self, identity: str, reply: str) -> None:
-        now = utcnow()
-        async with self.session.begin() as db:
-            await db.merge(HandedOn(identity=identity, reply=reply, created_at=now))
-            if self._purged_at is None or now - self._purged_at > PURGE_EVERY:
-                self._purged_at = now
-                await db.execute(delete(HandedOn).where(HandedOn.created_at < now - REMEMBER_HANDED_ON))
-
     async def record(self, decision: Decision) -> None:
         async with self.session.begin() as db:
             db.add(MessageRecord(**decision.__dict__, finished_at=utcnow()))
@@ -277,7 +258,7 @@ class Store:
                         "direction": m.direction, "verdict": m.verdict, "rule": m.rule, "reason": m.reason,
                         "relay_message_id": m.relay_message_id, "original_message_id": m.original_message_id,
                         "size_in": m.size_in, "size_out": m.size_out, "next_hop_reply": m.next_hop_reply,
-                        "unsolicited": m.unsolicited,
+                        "unsolicited": m.unsolicited, "delivery": m.delivery, "attempts": m.attempts,
                         "received_at": m.received_at.isoformat(), "finished_at": m.finished_at.isoformat(),
                     }
                     for m in messages

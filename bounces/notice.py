@@ -42,6 +42,8 @@ class Blocked:
     snippet: str | None = None
     removed: tuple[tuple[str, str], ...] = ()
     """(filename, rule) of each attachment removed from a message that was delivered."""
+    delayed: bool = False
+    """Not delivered yet and still being tried (a delay warning), rather than not delivered at all."""
 
     @property
     def delivered(self) -> bool:
@@ -50,7 +52,7 @@ class Blocked:
     def bare(self) -> Blocked:
         """The same notice without anything the sender wrote: what is sent when the full one cannot be."""
         return Blocked(subject="", date=self.date, order_id=self.order_id, rule=self.rule, reason=self.reason,
-                       removed=tuple(("-", rule) for _, rule in self.removed))
+                       removed=tuple(("-", rule) for _, rule in self.removed), delayed=self.delayed)
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ def human_text(blocked: Blocked, locale: str, recipient_role: str) -> str:
             lines.append(render(t["order_line"], **values))
         lines += [render(t["next_line"], advice=" ".join(advice))]
     else:
-        lines += [render(t["blocked"], **values), "", render(t["message_line"], **values)]
+        lines += [render(t["delayed" if blocked.delayed else "blocked"], **values), "",
+                  render(t["message_line"], **values)]
         if blocked.order_id:
             lines.append(render(t["order_line"], **values))
         lines += [render(t["rule_line"], rule_title=rule_text(locale, blocked.rule, "title")),
@@ -128,8 +131,10 @@ def build(*, blocked: Blocked, sender: Sender, recipient_role: str, recipient_al
     t = texts(locale)["notice"]
     domain = from_address.rpartition("@")[2]
     boundary = "=_notice_" + secrets.token_hex(12)
-    subject = render(t["subject_stripped" if blocked.delivered else "subject"],
-                     subject=shown(blocked.subject, _SUBJECT_LIMIT) or "-")
+    template = "subject_stripped" if blocked.delivered else "subject_delayed" if blocked.delayed else "subject"
+    subject = render(t[template], subject=shown(blocked.subject, _SUBJECT_LIMIT) or "-")
+    action, code = ("delivered", "2.6.0") if blocked.delivered else ("delayed", "4.4.7") if blocked.delayed \
+        else ("failed", "5.7.1" if blocked.rule != "delivery_failed" else "5.0.0")
     head = (
         f"From: {formataddr((from_name, from_address))}{CRLF}"
         + _recipient_field(sender.address)
@@ -145,8 +150,8 @@ def build(*, blocked: Blocked, sender: Sender, recipient_role: str, recipient_al
         f"Content-Type: message/delivery-status{CRLF}{CRLF}"
         f"Reporting-MTA: dns; {_ascii(reporting_mta)}{CRLF}{CRLF}"
         f"Final-Recipient: rfc822; {_ascii(recipient_alias)}{CRLF}"
-        f"Action: {'delivered' if blocked.delivered else 'failed'}{CRLF}"
-        f"Status: {'2.6.0' if blocked.delivered else '5.7.1'}{CRLF}"
+        f"Action: {action}{CRLF}"
+        f"Status: {code}{CRLF}"
         f"Diagnostic-Code: smtp; {_ascii(blocked.rule + ': ' + blocked.reason)[:200]}{CRLF}"
     )
     parts = [_base64_part('text/plain; charset="utf-8"', human_text(blocked, locale, recipient_role)), status]

@@ -52,6 +52,23 @@ def _parser() -> argparse.ArgumentParser:
     adding.add_argument("--seller", required=True, metavar="EMAIL")
     adding.add_argument("--address", required=True, metavar="EMAIL")
 
+    queue = commands.add_parser("queue", parents=[common], help="what waits to be delivered")
+    queue_actions = queue.add_subparsers(dest="action", required=True)
+    listing = queue_actions.add_parser("list", parents=[common], help="what waits, for whom, since when, why")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    queue_actions.add_parser("show", parents=[common], help="one queued message").add_argument("id", type=int)
+    retrying = queue_actions.add_parser("retry", parents=[common], help="deliver now, not at the next retry")
+    which = retrying.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", type=int, nargs="?")
+    which.add_argument("--all", action="store_true")
+    queue_actions.add_parser("drop", parents=[common],
+                             help="give up on a message; its sender gets a notice").add_argument("id", type=int)
+
+    dkim = commands.add_parser("dkim", parents=[common], help="DKIM keys").add_subparsers(dest="action", required=True)
+    keygen = dkim.add_parser("keygen", parents=[common], help="write a 2048-bit key and print its DNS record")
+    keygen.add_argument("--selector", default=None, help="default: [dkim] selector")
+    keygen.add_argument("--out", metavar="PATH", help="default: [dkim] key_file, else dkim-SELECTOR.key")
+
     optout = commands.add_parser("optout", parents=[common], help="a buyer's opt-out from unsolicited messages")
     optout_actions = optout.add_subparsers(dest="action", required=True)
     for action in ("add", "remove"):
@@ -76,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     except commands.Failure as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 1
+    except commands.BadSetup as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 0
     return 0

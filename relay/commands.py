@@ -4,20 +4,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
+from pathlib import Path
 
 from aliases import database
 from aliases.addresses import InvalidAddress
+from aliases.queue import FORWARD, Queue
 from aliases.store import Store
 from aliases.views import StoreError
 
 from . import sink
 from .config import Config
-from .server import Relay
+from .delivery import Delivery
+from .nexthop import NextHops
+from .notices import NoticeContext, Notifier
+from .resolver import Resolver
+from .server import Relay, load_signer
+from .signing import SigningKeyError, new_key, txt_record
 
 
 class Failure(Exception):
     """A request that could not be carried out; its text is the one line the user sees."""
+
+
+class BadSetup(Exception):
+    """The configuration cannot work (a DKIM key that cannot be read): exit status 2."""
 
 
 async def _with_store(config: Config, work):
@@ -48,7 +60,10 @@ def _print_json(value, indent: int | None = None) -> None:
 
 
 async def _serve(config: Config) -> None:
-    relay = Relay(config)
+    try:
+        relay = Relay(config)
+    except SigningKeyError as exc:
+        raise BadSetup(str(exc)) from None
     try:
         await relay.start()
     except database.DatabaseError as exc:
@@ -65,8 +80,90 @@ async def _serve(config: Config) -> None:
     await relay.stop()
 
 
+async def _with_queue(config: Config, work):
+    url = config.database_url()
+    engine = database.create_engine(url)
+    try:
+        await database.prepare(engine, url)
+        return await work(Queue(engine, "operator", config.delivery.lease_seconds))
+    except database.DatabaseError as exc:
+        raise Failure(str(exc)) from None
+    finally:
+        await engine.dispose()
+
+
+def _waiting_as_dict(item) -> dict:
+    return {"id": item.id, "kind": item.kind, "conversation": item.conversation_id, "recipient": item.recipient,
+            "since": item.created_at.isoformat(), "next_attempt": item.due_at.isoformat(), "attempts": item.attempts,
+            "last_answer": item.last_reply, "claimed_by": item.leased_by}
+
+
+def _queue(args: argparse.Namespace, config: Config) -> None:
+    async def listing(queue: Queue):
+        return await queue.waiting(None if args.action == "list" else args.id)
+
+    async def retry(queue: Queue):
+        return await queue.retry(None if args.all else args.id)
+
+    async def drop(queue: Queue):
+        item = await queue.drop(args.id)
+        if item is None:
+            raise Failure(f"no queued message {args.id}")
+        notice = None
+        context = await queue.notice_context(item.message_id)
+        if item.kind == FORWARD and context:
+            delivery = Delivery(config, queue, NextHops(config.delivery, config.server.hostname, Resolver(config.dns)),
+                                Notifier(config), load_signer(config))
+            about = NoticeContext.from_json(context)
+            message = delivery.notifier.compose(about, "delivery_failed", "given up by the relay's operator", None)
+            notice = message and delivery.notice_copy(about.sender_address, message)
+        await queue.failed(item, "dropped by an operator", notice)
+        return notice is not None
+
+    if args.action in ("list", "show"):
+        found = [_waiting_as_dict(item) for item in asyncio.run(_with_queue(config, listing))]
+        if args.action == "show":
+            if not found:
+                raise Failure(f"no queued message {args.id}")
+            _print_json(found[0], indent=2)
+        elif getattr(args, "json", False):
+            for item in found:
+                _print_json(item)
+        else:
+            print(f"{'id':>6}  {'kind':<8} {'since':<20} {'attempts':>8}  {'recipient':<32} last answer")
+            for item in found:
+                print(f"{item['id']:>6}  {item['kind']:<8} {item['since'][:19]:<20} {item['attempts']:>8}  "
+                      f"{item['recipient'][:32]:<32} {(item['last_answer'] or '-')[:60]}")
+    elif args.action == "retry":
+        count = asyncio.run(_with_queue(config, retry))
+        if not count and not args.all:
+            raise Failure(f"no queued message {args.id}")
+        print(f"{count} message(s) due now")
+    elif args.action == "drop":
+        told = asyncio.run(_with_queue(config, drop))
+        print(f"dropped {args.id}" + ("; its sender gets a notice" if told else ""))
+
+
+def _keygen(args: argparse.Namespace, config: Config) -> None:
+    selector = args.selector or config.dkim.selector
+    path = Path(args.out) if args.out else config.relative(config.dkim.key_file or f"dkim-{selector}.key")
+    if path.exists():
+        raise Failure(f"{path} exists; remove it or name another with --out")
+    pem, public = new_key()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as key:
+        key.write(pem)
+    print(f"# wrote {path} (mode 0600); in relay.toml: [dkim] key_file = \"{path}\", selector = \"{selector}\"")
+    print(txt_record(config.aliases.domain, selector, public))
+
+
 def run(args: argparse.Namespace, config: Config) -> None:
-    if args.command == "serve":
+    if args.command == "queue":
+        _queue(args, config)
+    elif args.command == "dkim":
+        _keygen(args, config)
+    elif args.command == "serve":
         asyncio.run(_serve(config))
     elif args.command == "sink":
         hop = config.delivery

@@ -37,6 +37,12 @@ class ServerConfig(Section):
     """Processes that parse and rewrite messages; 0 means one per core."""
     max_relay_hops: int = Field(10, ge=1)
     """A message that already passed this many relays is a loop and is refused."""
+    protocol: Literal["smtp", "lmtp"] = "smtp"
+    """lmtp for an MTA in front (RFC 2033): one reply per recipient after DATA."""
+    max_recipients: int = Field(50, ge=1)
+    """Aliases one transaction may name; each gets its own decision and copy."""
+    node: str = ""
+    """This node's name in the shared queue's claims; empty: HOSTNAME:PORT. Keep it the same across restarts."""
 
 
 class LimitsConfig(Section):
@@ -70,15 +76,39 @@ class AliasesConfig(Section):
 
 class DeliveryConfig(Section):
     smarthost: str = "127.0.0.1:2526"
-    """Next hop for every outgoing message, HOST:PORT."""
+    """Next hop for every outgoing message, HOST:PORT; empty: each recipient domain's MX hosts."""
+    mx_port: int = Field(25, ge=1, le=65535)
+    """The port at MX hosts (tests point it at a local sink)."""
     timeout: float = Field(60.0, gt=0)
+    """Seconds to wait for each answer of a next hop."""
+    require_tls: bool = False
+    """Deliver only over STARTTLS; a host that does not offer it is tried again later."""
+    verify_tls: bool = False
+    """Check the next hop's certificate and name (opportunistic TLS, as between MTAs, does not)."""
+    concurrency: int = Field(20, ge=1)
+    """Deliveries under way at once on this node."""
+    retry_base: float = Field(60.0, gt=0)
+    """Seconds before the first retry; each later one waits twice as long, up to retry_cap, with jitter."""
+    retry_cap: float = Field(4 * 3600.0, gt=0)
+    give_up_after: float = Field(4 * 86400.0, gt=0)
+    """Seconds after which a message still not delivered fails, and its sender is told (RFC 5321 4.5.4.1)."""
+    warn_after: float = Field(4 * 3600.0, ge=0)
+    """Seconds after which the sender of a forward still not delivered is told it is delayed; 0: never."""
+    lease_seconds: float = Field(300.0, gt=0)
+    """How long a claim on a queued message lasts: a node that dies loses its claims after this."""
+    idle_seconds: float = Field(30.0, ge=0)
+    """How long a connection to a next hop stays open for the next message."""
+    poll_seconds: float = Field(1.0, gt=0)
+    """How often the queue is looked at for messages due (new ones wake delivery at once)."""
 
     @field_validator("smarthost")
     @classmethod
     def _host_port(cls, value: str) -> str:
+        if not value:
+            return value
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("must be HOST:PORT, for example 127.0.0.1:2526")
+            raise ValueError("must be HOST:PORT, for example 127.0.0.1:2526, or empty for MX delivery")
         return value
 
     @property
@@ -88,6 +118,42 @@ class DeliveryConfig(Section):
     @property
     def port(self) -> int:
         return int(self.smarthost.rpartition(":")[2])
+
+
+class DnsConfig(Section):
+    servers: list[str] = Field(default_factory=list)
+    """Resolvers as "IP" or "IP:PORT"; empty: the system's (/etc/resolv.conf)."""
+    timeout: float = Field(5.0, gt=0)
+    cache_size: int = Field(10000, ge=0)
+
+    @field_validator("servers")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for server in value:
+            host, sep, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "")
+            if sep and not port.isdigit():
+                raise ValueError(f"{server!r} must be IP or IP:PORT")
+        return value
+
+    def addresses(self) -> list[tuple[str, int]]:
+        found = []
+        for server in self.servers:
+            host, sep, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "")
+            found.append((host if sep else server, int(port) if sep else 53))
+        return found
+
+
+class DkimConfig(Section):
+    key_file: str = ""
+    """PEM private key (`relay dkim keygen` writes one), relative to the config file; empty: nothing is signed."""
+    selector: str = "relay"
+
+    @field_validator("selector")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        if not value or not all(c.isalnum() or c in "-_" for c in value):
+            raise ValueError("must be a DNS label such as relay or 2026-12")
+        return value
 
 
 class DatabaseConfig(Section):
@@ -127,6 +193,8 @@ class Config(Section):
     limits: LimitsConfig = LimitsConfig()
     aliases: AliasesConfig = AliasesConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+    dns: DnsConfig = DnsConfig()
+    dkim: DkimConfig = DkimConfig()
     database: DatabaseConfig = DatabaseConfig()
     log: LogConfig = LogConfig()
     filters: FiltersConfig = FiltersConfig()
@@ -145,6 +213,11 @@ class Config(Section):
         if self.server.max_message_size:
             return self.server.max_message_size
         return int(self.filters.attachments.max_total_bytes * 4 / 3 * 78 / 76) + 4_000_000
+
+    def relative(self, path: str) -> Path:
+        """A path from the config file, anchored at the config file's folder."""
+        found = Path(path)
+        return found if found.is_absolute() or self.source is None else (self.source.parent / found).resolve()
 
     def database_url(self) -> str:
         """The database URL with a relative SQLite path anchored at the config file."""

@@ -18,7 +18,7 @@ class Reply:
         return self()
 
 
-FORWARDED = Reply(250, "2.0.0", "Forwarded as {message_id}")
+FORWARDED = Reply(250, "2.0.0", "Queued as {message_id}")
 RECIPIENT_OK = Reply(250, "2.1.5", "Recipient ok")
 
 RELAY_DENIED = Reply(550, "5.7.1", "Relay access denied: this server only accepts mail for its own aliases")
@@ -28,7 +28,7 @@ NOT_COUNTERPART = Reply(
     "This alias only accepts mail from the other party of its conversation; "
     "send from the address the marketplace knows for you",
 )
-ONE_RECIPIENT = Reply(452, "4.5.3", "One alias per message: send to the other recipients in a new transaction")
+TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients: send to the others in a new transaction")
 
 TOO_BIG = Reply(552, "5.3.4", "Message size exceeds the limit of {limit} bytes")
 BARE_LINE_END = Reply(550, "5.6.0", "Message refused: it contains {problem}; lines must end with CRLF (RFC 5321 2.3.8)")
@@ -43,13 +43,9 @@ TOO_COSTLY = Reply(552, "5.3.4", "Message refused: it needs more {resource} than
 
 BOUNCED = Reply(250, "2.0.0", "Received but not delivered (rule {rule}); a notice explaining why has been sent to you")
 BLOCKED = Reply(550, "5.7.1", "Message not delivered: {reason}")
-NOTICE_DEFERRED = Reply(451, "4.4.1", "Message not delivered and its notice could not be sent yet; try again later")
 ALREADY_HANDLED = Reply(250, "2.0.0", "Already received: {reply}")
 
-# The next hop's own words go to the log only: they name hosts and mailboxes of the other party.
-NEXT_HOP_UNAVAILABLE = Reply(451, "4.4.1", "Next hop unavailable, message not accepted; try again later")
-NEXT_HOP_DEFERRED = Reply(451, "4.4.2", "Next hop deferred the message, not accepted; try again later")
-NEXT_HOP_REFUSED = Reply(550, "5.0.0", "The recipient's mail server refused the message")
 
 INTERNAL_ERROR = Reply(451, "4.3.0", "Temporary local problem, try again later (ref {ref})")
+STORE_UNAVAILABLE = Reply(451, "4.3.0", "The relay cannot store the message now, try again later (ref {ref})")
 SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, try again later")

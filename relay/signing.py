@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dkim
-from dkim.canonicalization import correct_empty_body, strip_trailing_lines
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+from dkim.canonicalization import correct_empty_body, strip_trailing_lines
 
 SIGNED = (b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
           b"content-transfer-encoding", b"in-reply-to", b"references", b"auto-submitted", b"content-language")

@@ -13,8 +13,10 @@ from filters.view import Facts
 from . import mime, view
 from .leaks import leaked_addresses
 from .rewrite import Plan, rewrite
+from .signing import Signer
 
 _pipelines: dict[str, Pipeline] = {}
+_signer: Signer | None = None
 
 
 def _pipeline(config: FiltersConfig) -> Pipeline:
@@ -50,9 +52,14 @@ def prepare(raw: bytes, plan: Plan, filters: FiltersConfig, facts: Facts, recipi
     if removed:
         plan = replace(plan, stripped=judgement.stripped_ids, note=removal_note(recipient_locale, list(removed)))
     message = rewrite(root, plan)
-    return replace(outcome, message=message, leaks=tuple(leaked_addresses(message, plan.scrubber)), removed=removed)
+    leaks = tuple(leaked_addresses(message, plan.scrubber))
+    if not leaks and _signer is not None:
+        message = _signer.sign(message)  # signing is CPU work too: here, off the event loop
+    return replace(outcome, message=message, leaks=leaks, removed=removed)
 
 
-def warm_up(filters: FiltersConfig) -> None:
-    """Load phrase lists and the suffix list before the first message needs them."""
+def warm_up(filters: FiltersConfig, dkim: tuple[str, str, bytes] | None = None) -> None:
+    """Load phrase lists, the suffix list and the signing key before the first message needs them."""
+    global _signer
     _pipeline(filters)
+    _signer = Signer(*dkim) if dkim else None

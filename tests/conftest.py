@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -38,6 +39,20 @@ async def eventually(predicate, timeout: float = DEADLINE, what: str = "conditio
             return value
         if loop.time() > end:
             raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def settled(relay, timeout: float = DEADLINE) -> None:
+    """Wait until the relay has nothing queued and nothing on its way: what will arrive has arrived."""
+    async def empty() -> bool:
+        count, _ = await relay.queue.depth()
+        return count == 0 and not relay.delivery.busy and not relay.gatekeeper.deciding
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not await empty():
+        if loop.time() > end:
+            raise AssertionError("timed out waiting for the queue to empty")
         await asyncio.sleep(0.01)
 
 
@@ -102,7 +117,8 @@ async def sink():
 def make_config(tmp_path: Path, sink_port: int, **sections) -> Config:
     base = {
         "server": {"host": "127.0.0.1", "port": 0, "workers": 1, "shutdown_grace": 5},
-        "delivery": {"smarthost": f"127.0.0.1:{sink_port}", "timeout": 5},
+        "delivery": {"smarthost": f"127.0.0.1:{sink_port}", "timeout": 5, "retry_base": 0.05, "retry_cap": 0.2,
+                     "poll_seconds": 0.05},
         "database": {"url": f"sqlite:///{tmp_path / 'relay.db'}"},
         "aliases": {"domain": "relay.test"},
         "log": {"format": "json"},
@@ -147,6 +163,11 @@ async def send(relay: Relay, sender: str, recipient: str, message: bytes | str, 
     async with aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.port, timeout=30, start_tls=False) as client:
         errors, text = await client.sendmail(sender, [recipient], message, **options)
         return text
+
+
+def bounce_address(address: str, domain: str = "relay.test") -> bool:
+    """The envelope sender of everything the relay sends: a bounce address bound to that one message."""
+    return bool(re.fullmatch(r"bounce\+[0-9a-f]{24}@" + re.escape(domain), address))
 
 
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -12,7 +12,7 @@ import signal
 
 import aiosmtplib
 import pytest
-from conftest import BUYER, SELLER, crlf, eventually, make_config, open_conversation, send
+from conftest import BUYER, SELLER, crlf, eventually, make_config, open_conversation, send, settled
 from test_lifecycle import start_relay_process, write_config
 
 from relay import mime, params
@@ -70,6 +70,7 @@ async def test_a_message_over_its_cpu_time_is_refused_and_its_worker_replaced(li
     assert (code, text) == (552, "5.3.4 Message refused: it needs more CPU time than the relay allows one message")
     await eventually(lambda: limited.workers.pids and limited.workers.pids != before, what="a new worker")
     code, _ = await answer(limited, SELLER, opened.buyer_alias, crlf(f"From: {SELLER}\nSubject: short\n\nThanks!\n"))
+    await settled(limited)
     assert code == 250 and len(sink.messages) == 1
 
 
@@ -119,6 +120,7 @@ async def test_a_worker_holding_too_much_memory_after_a_message_is_replaced(limi
         await send(limited, BUYER, conversation.seller_alias, crlf(f"From: {BUYER}\nSubject: {index}\n\nHi\n"))
         await eventually(lambda: limited.workers.pids and limited.workers.pids != seen[-1], what="a fresh worker")
         seen.append(limited.workers.pids)
+    await settled(limited)
     assert len(set().union(*seen)) == 4 and len(sink.messages) == 3
 
 

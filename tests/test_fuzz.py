@@ -31,7 +31,7 @@ from pathlib import Path
 
 import aiosmtplib
 import pytest
-from conftest import DATA, eventually, make_config, open_conversation
+from conftest import DATA, eventually, make_config, open_conversation, settled
 from reader import readable_addresses
 from test_one_decision import HEIC, hang_up_after_data
 
@@ -161,8 +161,8 @@ async def _send(port: int, sender: str, recipient: str, message: bytes) -> tuple
     smtputf8 = not sender.isascii()
     try:
         async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=CLIENT_TIMEOUT, start_tls=False) as client:
-            await client.sendmail(sender, [recipient], message, mail_options=["SMTPUTF8"] if smtputf8 else [])
-        return 250, "ok"
+            _, text = await client.sendmail(sender, [recipient], message, mail_options=["SMTPUTF8"] if smtputf8 else [])
+        return 250, text
     except aiosmtplib.SMTPRecipientsRefused as exc:
         return exc.recipients[0].code, exc.recipients[0].message
     except aiosmtplib.SMTPResponseException as exc:
@@ -219,11 +219,15 @@ async def test_fuzzed_messages_get_one_decision_once_and_leak_nothing(fuzz_relay
                 _dump(number, message, b"")
             if 400 <= code < 500:
                 problems.append(f"#{number}: {code} {text}")
+        await settled(relay, CLIENT_TIMEOUT)  # what was queued for this message has been delivered
         arrived = sink.messages[before:]
         forwards = [m for m in arrived if m.rcpt_tos == [recipient]]
         notices = [m for m in arrived if m.rcpt_tos == [sender]]
         if len(forwards) > 1 or len(notices) > 1 or len(arrived) != len(forwards) + len(notices):
             problems.append(f"#{number}: handed on {len(forwards)} copies and {len(notices)} notices")
+        final = next((text for code, text in attempts if code == 250), "")
+        if (final and not arrived) or ("Queued" in final and not forwards):
+            problems.append(f"#{number}: answered 250 ({final[:40]}) but nothing was delivered")
         for delivered in forwards:
             if readable_addresses(delivered.content, [sender]):
                 problems.append(f"#{number}: the sender's address is readable in what the recipient got")

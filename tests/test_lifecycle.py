@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import json
 import logging
 import os
@@ -11,7 +13,19 @@ import sys
 
 import aiosmtplib
 import pytest
-from conftest import BUYER, ROOT, SELLER, Sink, crlf, eventually, make_config, open_conversation, run_cli, send
+from conftest import (
+    BUYER,
+    ROOT,
+    SELLER,
+    Sink,
+    crlf,
+    eventually,
+    make_config,
+    open_conversation,
+    run_cli,
+    send,
+    settled,
+)
 
 from relay.server import Relay
 
@@ -78,6 +92,8 @@ async def test_sigterm_closes_idle_sessions_and_finishes_the_message_in_flight(t
         busy_writer.write(b"second half.\r\n.\r\n")
         assert (await read_reply(busy_reader)).startswith(b"250 2.0.0")
         assert await asyncio.wait_for(process.wait(), 30) == 0
+        if not sink.messages:  # stopped before its delivery began: it waits in the queue for the next start
+            process, _ = await start_relay_process(config)
         [arrived] = await sink.wait_for(1)
         assert b"first half,\r\nsecond half." in arrived.content
     finally:
@@ -86,42 +102,68 @@ async def test_sigterm_closes_idle_sessions_and_finishes_the_message_in_flight(t
             await process.wait()
 
 
-async def test_next_hop_down_gets_451_and_the_retry_is_delivered_once(tmp_path):
+async def test_next_hop_down_the_message_waits_in_the_queue_and_is_delivered_once(tmp_path):
     hop_port = free_port()  # nothing listens here yet
     relay = Relay(make_config(tmp_path, hop_port))
     await relay.start()
     try:
         conversation = await open_conversation(relay)
         message = crlf(f"From: {BUYER}\nSubject: retry me\nMessage-ID: <retry@example.com>\n\nHello\n")
-        with pytest.raises(aiosmtplib.SMTPDataError) as deferred:
-            await send(relay, BUYER, conversation.seller_alias, message)
-        assert deferred.value.code == 451 and deferred.value.message.startswith("4.4.1")
+        reply = await send(relay, BUYER, conversation.seller_alias, message)
+        assert reply.startswith("2.0.0 Queued")  # stored: the next hop being down is the relay's business now
 
+        await eventually(lambda: _attempts(relay, conversation) >= 2, what="attempts while the next hop is down")
         sink = await Sink().start(port=hop_port)
         try:
-            await send(relay, BUYER, conversation.seller_alias, message)
             await sink.wait_for(1)
+            await settled(relay)
             assert len(sink.messages) == 1
-            log = (await relay.store.show(conversation.conversation_id))["messages"]
-            assert [m["verdict"] for m in log] == ["failed", "forwarded"]
+            [row] = (await relay.store.show(conversation.conversation_id))["messages"]
+            assert row["verdict"] == "forwarded" and row["delivery"] == "delivered" and row["attempts"] >= 3
         finally:
             await sink.stop()
     finally:
         await relay.stop()
 
 
-async def test_next_hop_answers_are_passed_on_as_temporary_or_permanent(relay, sink, conversation):
-    message = crlf(f"From: {BUYER}\nSubject: hop says no\n\nHello\n")
-    sink.fail_next(1, "452 4.2.2 Mailbox full")
-    with pytest.raises(aiosmtplib.SMTPDataError) as deferred:
-        await send(relay, BUYER, conversation.seller_alias, message)
-    assert deferred.value.code == 451
-    sink.fail_next(1, "550 5.1.1 No such user")
-    with pytest.raises(aiosmtplib.SMTPDataError) as refused:
-        await send(relay, BUYER, conversation.seller_alias, message)
-    assert refused.value.code == 550 and refused.value.message.startswith("5.1.1")
-    assert "No such user" not in refused.value.message  # the next hop's words go to the log only
-    assert sink.messages == []
+def _attempts(relay, conversation) -> int:
+    """How many delivery attempts the message log shows so far (read without awaiting, for eventually())."""
+    import sqlite3
+    path = relay.config.database_url().removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        row = db.execute("SELECT max(attempts) FROM messages WHERE conversation_id = ?",
+                         (conversation.conversation_id,)).fetchone()
+    return row[0] or 0
+
+
+async def test_a_451_three_times_then_250_is_delivered_once_with_the_retries_in_the_log(relay, sink, conversation,
+                                                                                     caplog):
+    caplog.set_level(logging.INFO, logger="relay.delivery")
+    sink.fail_next(3, "451 4.3.0 Try again later")
+    await send(relay, BUYER, conversation.seller_alias, crlf(f"From: {BUYER}\nSubject: hop says wait\n\nHello\n"))
+    await sink.wait_for(1)
+    await settled(relay)
+    assert len(sink.messages) == 1
+    attempts = [(r.getMessage(), r.attempt, r.answer[:3]) for r in caplog.records if r.name == "relay.delivery"]
+    assert attempts == [("deferred", 1, "451"), ("deferred", 2, "451"), ("deferred", 3, "451"), ("delivered", 4, "250")]
+    [row] = (await relay.store.show(conversation.conversation_id))["messages"]
+    assert row["delivery"] == "delivered" and row["attempts"] == 4
+
+
+async def test_a_550_gives_the_sender_a_notice_and_the_message_fails(relay, sink, conversation):
+    sink.fail_next(1, f"550 5.1.1 <{SELLER}>: Recipient address rejected: User unknown in mx7.internal.example")
+    reply = await send(relay, BUYER, conversation.seller_alias, crlf(f"From: {BUYER}\nSubject: hop says no\n\nHello\n"))
+    assert reply.startswith("2.0.0 Queued")
+    [notice] = await sink.wait_for(1)
+    await settled(relay)
+    assert notice.rcpt_tos == [BUYER] and len(sink.messages) == 1
+    assert (await relay.queue.depth())[0] == 0
+    [row] = (await relay.store.show(conversation.conversation_id))["messages"]
+    assert row["delivery"] == "failed" and row["next_hop_reply"].startswith("550 5.1.1")
+    parsed = email.message_from_bytes(notice.content, policy=email.policy.default)
+    text = parsed.get_body(("plain",)).get_content()
+    assert "status 5.1.1" in text and "User unknown" not in text and "mx7" not in text
+    assert SELLER not in notice.content.decode("utf-8", "replace") and "seller-shop" not in text
 
 
 async def test_an_unexpected_error_is_a_temporary_failure_with_a_reference(relay, sink, conversation, caplog):
@@ -141,36 +183,34 @@ async def test_a_transaction_still_running_after_the_grace_period_gets_421(tmp_p
     relay = Relay(make_config(tmp_path, sink.port, server={"shutdown_grace": 0.2}))
     await relay.start()
     conversation = await open_conversation(relay)
-    sink.hold = asyncio.Event()  # the next hop takes its time: the message stays in flight
-    sending = asyncio.create_task(send(relay, BUYER, conversation.seller_alias,
-                                       crlf(f"From: {BUYER}\nSubject: slow\n\nHello\n")))
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+    for command in (b"EHLO client.example", f"MAIL FROM:<{BUYER}>".encode(),
+                    f"RCPT TO:<{conversation.seller_alias}>".encode(), b"DATA"):
+        await read_reply(reader)
+        writer.write(command + b"\r\n")
+    assert (await read_reply(reader)).startswith(b"354")
+    writer.write(b"Subject: slow\r\n\r\nthe client sends half and waits")  # the message stays in flight
     await eventually(lambda: any(s.receiving for s in relay.sessions), what="DATA under way")
     await relay.stop()
-    with pytest.raises(aiosmtplib.SMTPResponseException) as cut:
-        await sending
-    assert cut.value.code == 421 and cut.value.message.startswith("4.3.2")
-    sink.hold.set()
+    assert (await read_reply(reader)).startswith(b"421 4.3.2")
+    assert sink.messages == []
 
 
-async def test_a_message_log_that_cannot_be_written_does_not_make_the_client_send_twice(relay, sink, conversation,
-                                                                                      caplog):
+async def test_a_store_that_cannot_be_written_gives_451_before_anything_is_handed_on(relay, sink, conversation,
+                                                                                  caplog):
     from sqlalchemy import text
     async with relay.engine.begin() as db:  # the store refuses every new log row, as a full disk would
         await db.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
-    reply = await send(relay, BUYER, conversation.seller_alias, crlf(f"From: {BUYER}\nSubject: once\n\nHello\n"))
-    assert reply.startswith("2.0.0 Forwarded")
+    message = crlf(f"From: {BUYER}\nSubject: once\nMessage-ID: <once@example.com>\n\nHello\n")
+    with pytest.raises(aiosmtplib.SMTPDataError) as deferred:
+        await send(relay, BUYER, conversation.seller_alias, message)
+    assert deferred.value.code == 451 and deferred.value.message.startswith("4.3.0 The relay cannot store")
+    await settled(relay)
+    assert sink.messages == [] and (await relay.queue.depth())[0] == 0
+    async with relay.engine.begin() as db:  # the disk has room again; the client's retry goes through, once
+        await db.execute(text("DROP TRIGGER refuse"))
+    assert (await send(relay, BUYER, conversation.seller_alias, message)).startswith("2.0.0 Queued")
+    assert (await send(relay, BUYER, conversation.seller_alias, message)).startswith("2.0.0 Already received")
     await sink.wait_for(1)
+    await settled(relay)
     assert len(sink.messages) == 1
-    assert any(r.getMessage() == "message log write failed" for r in caplog.records)
-
-
-async def test_a_next_hop_refusal_naming_the_recipient_does_not_reach_the_sender(relay, sink, conversation, caplog):
-    """Postfix and friends quote the rejected mailbox: "550 5.1.1 <orders@...>: Recipient address rejected"."""
-    caplog.set_level(logging.INFO, logger="relay.decision")
-    sink.fail_next(1, f"550 5.1.1 <{SELLER}>: Recipient address rejected: User unknown")
-    with pytest.raises(aiosmtplib.SMTPDataError) as refused:
-        await send(relay, BUYER, conversation.seller_alias, crlf(f"From: {BUYER}\nSubject: hi\n\nHello\n"))
-    assert refused.value.code == 550
-    assert refused.value.message == "5.1.1 The recipient's mail server refused the message"
-    [line] = [r for r in caplog.records if r.name == "relay.decision"]
-    assert line.next_hop.startswith("550 5.1.1") and SELLER not in str(line.__dict__)

@@ -7,25 +7,29 @@ import logging
 
 import aiosmtplib
 import pytest
-from conftest import BUYER, SELLER, crlf, make_config, send
+from conftest import BUYER, SELLER, crlf, make_config, send, settled
 
 from relay import logs
+from relay.delivery import ATTEMPTS
 from relay.server import Relay
 
 
 @pytest.fixture
 def decision_lines():
-    """Captures the relay.decision logger through the formatter the relay ships."""
+    """Captures the relay.decision and relay.delivery loggers through the formatter the relay ships."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    logs.DECISIONS.addHandler(handler)
-    logs.DECISIONS.setLevel(logging.INFO)
+    for logger in (logs.DECISIONS, ATTEMPTS):
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
     yield handler, stream
-    logs.DECISIONS.removeHandler(handler)
+    for logger in (logs.DECISIONS, ATTEMPTS):
+        logger.removeHandler(handler)
 
 
 async def _exchange(relay: Relay, opened) -> None:
     await send(relay, BUYER, opened.seller_alias, crlf(f"From: {BUYER}\nSubject: hi\n\nHello\n"))
+    await settled(relay)
     async with aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.port, start_tls=False) as client:
         await client.mail("stranger@example.net")
         with pytest.raises(aiosmtplib.SMTPRecipientRefused):
@@ -43,12 +47,14 @@ async def test_json_decision_lines(tmp_path, sink, decision_lines, real_addresse
         await _exchange(relay, opened)
     finally:
         await relay.stop()
-    forwarded, refused = [json.loads(line) for line in stream.getvalue().splitlines()]
+    forwarded, delivered, refused = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert forwarded["event"] == "forwarded" and forwarded["verdict"] == "forwarded"
     assert forwarded["conversation"] == opened.conversation_id and forwarded["direction"] == "buyer_to_seller"
     assert forwarded["sender_alias"] == opened.buyer_alias and forwarded["recipient_alias"] == opened.seller_alias
-    assert forwarded["next_hop"].startswith("250") and forwarded["size"] > 0 and forwarded["duration_ms"] >= 0
+    assert forwarded["reply"].startswith("250 2.0.0 Queued") and forwarded["size"] > 0 and forwarded["duration_ms"] >= 0
     assert {"time", "level"} <= set(forwarded)
+    assert delivered["event"] == "delivered" and delivered["logger"] == "relay.delivery"
+    assert delivered["answer"].startswith("250") and delivered["attempt"] == 1 and delivered["kind"] == "forward"
     assert refused["event"] == "refused" and refused["stage"] == "rcpt" and refused["reply"].startswith("550 5.7.1")
     text = stream.getvalue()
     for address in (BUYER, SELLER, "stranger@example.net"):
@@ -59,6 +65,8 @@ async def test_text_format_is_one_readable_line(relay, sink, conversation, decis
     handler, stream = decision_lines
     handler.setFormatter(logs.formatter("text"))
     await send(relay, BUYER, conversation.seller_alias, crlf(f"From: {BUYER}\nSubject: hi\n\nHello\n"))
-    [line] = stream.getvalue().splitlines()
-    assert " INFO forwarded " in line and f"conversation={conversation.conversation_id}" in line
-    assert "next_hop='250 2.0.0 Ok: queued'" in line and BUYER not in line
+    await settled(relay)
+    decided, delivered = stream.getvalue().splitlines()
+    assert " INFO forwarded " in decided and f"conversation={conversation.conversation_id}" in decided
+    assert " INFO delivered " in delivered and "answer='250 2.0.0 Ok: queued'" in delivered
+    assert BUYER not in decided + delivered and SELLER not in decided + delivered

@@ -6,7 +6,7 @@ from pathlib import Path
 import dkim
 import pytest
 
-from relay.signing import SigningKeyError, Signer, new_key, read_signer, relaxed_body, txt_record
+from relay.signing import Signer, SigningKeyError, new_key, read_signer, relaxed_body, txt_record
 
 DATA = Path(__file__).parent / "data"
 PEM, PUBLIC = new_key()

@@ -1,49 +1,53 @@
-"""One message's way through the relay, after the session accepted its recipient.
+"""One message's way through the relay, after the session accepted its recipient, up to the 250.
 
 check the bytes -> handed on before? -> thread ids and conversation facts
-(store) -> read, judge and rewrite in a worker -> bounce with a notice, or leak
-check and next hop -> message log and log line -> the reply the client sees.
+(store) -> read, judge, rewrite and sign in a worker -> the forward, or the
+notice of a bounce -> one commit to the queue -> the reply the client sees.
+Delivery (relay/delivery.py) takes it from the queue.
 
-Two promises shape it. 451 means the relay itself is in trouble (store or next
-hop down): a message the relay can judge gets 250 with a notice, or a 5xx with
-its reason. And a message is handed on at most once: once the next hop has it,
-nothing after (the notice, the log row) can turn the answer into a 4xx, and a
-client that sends it again (it never heard the 250) hears the same answer.
+Two promises shape it. 250 means stored: the forward and any notice are
+committed, with the message log row and the message's identity, before the
+client hears it, so a crash after the 250 loses nothing; a store that cannot
+be written gives 451 before anything is handed on. And 451 means the relay
+itself is in trouble: a message the relay can judge gets 250 with a notice, or
+a 5xx with its reason. A client that sends a message again because it never
+heard the 250 hears the same answer, and no second copy is queued.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import logging
-import re
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import format_datetime
 
+from aliases.queue import FORWARD, Acceptance, Copy, Queue
 from aliases.store import Store
 from aliases.views import BUYER, SELLER_TO_BUYER, Activity, Decision, Route, ThreadLink
 from bounces.notice import shown
 from filters.reading import comparable
 from filters.view import Facts
 
-from . import delivery, mime, replies
+from . import mime, replies
 from .config import Config
+from .delivery import Delivery, bounce_address, new_token
 from .logs import DECISIONS, AddressLabels
 from .mime import MalformedMessage
 from .names import display_name
-from .notices import DEFERRED, SENT, Notifier, Subject
+from .notices import NoticeContext
 from .parse import TRACE_COMMENT, ThreadIds, line_end_problem, relay_traces, thread_ids
 from .rewrite import Plan
 from .scrub import AddressScrubber
+from .view import decoded_header
 from .worker import Outgoing, prepare
 from .workers import WorkerPool, WorkLimit
 
 log = logging.getLogger(__name__)
 NULL_SENDER = "<>"
-_ENHANCED = re.compile(r"\A\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b")
 
 
 @dataclass
@@ -56,12 +60,14 @@ class Outcome:
     reason: str | None = None
     relay_message_id: str | None = None
     size_out: int | None = None
-    next_hop_reply: str | None = None
     unsolicited: bool = False
     notice: str | None = None
-    """What became of the notice to the sender: sent, failed, or why none was sent."""
+    """What became of the notice to the sender: queued, or why none was made."""
     trail: list[str] | None = None
     """Every rule that did not simply pass, with its verdict, in order."""
+    copies: list[Copy] = field(default_factory=list)
+    """What to queue: the forward, a notice. Empty for a refusal."""
+    context: NoticeContext | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ class Arrival:
     route: Route
     raw: bytes
     entity: mime.Entity
-    """The top-level header fields and body, split once (this never fails)."""
+    """The top-level header fields, and a view of the body (relay/mime.py parse_head)."""
     envelope_from: str
     smtputf8: bool
     received_at: datetime
@@ -99,13 +105,14 @@ def message_identity(arrival: Arrival) -> str:
     return digest.hexdigest()
 
 
-class Forwarder:
-    def __init__(self, config: Config, store: Store, workers: WorkerPool):
+class Decider:
+    def __init__(self, config: Config, store: Store, queue: Queue, workers: WorkerPool, delivery: Delivery):
         self.config = config
         self.store = store
+        self.queue = queue
         self.workers = workers
+        self.delivery = delivery
         self.labels = AddressLabels(config.log.real_addresses)
-        self.notifier = Notifier(config)
         self._in_flight: dict[str, asyncio.Future] = {}
 
     async def handle(self, route: Route, raw: bytes, envelope_from: str, smtputf8: bool) -> str:
@@ -130,28 +137,43 @@ class Forwarder:
             ref = uuid.uuid4().hex[:12]
             log.exception("message handling failed", extra={"ref": ref, "conversation": route.conversation_id})
             outcome = Outcome(replies.INTERNAL_ERROR(ref=ref), "failed", "internal_error", f"internal error, ref {ref}")
-        try:
-            await self.store.record(Decision(
-                conversation_id=route.conversation_id, direction=route.direction, size_in=len(arrival.raw),
-                verdict=outcome.verdict, received_at=arrival.received_at, relay_message_id=outcome.relay_message_id,
-                original_message_id=ids.message_id if ids else None, size_out=outcome.size_out,
-                rule=outcome.rule, reason=outcome.reason, next_hop_reply=outcome.next_hop_reply,
-                unsolicited=outcome.unsolicited,
-            ))
-        except Exception:
-            # The decision stands: answering 451 now would make the client send a
-            # message the next hop already has a second time. The log line keeps it.
-            log.exception("message log write failed", extra={"conversation": route.conversation_id})
+        decision = Decision(
+            conversation_id=route.conversation_id, direction=route.direction, size_in=len(arrival.raw),
+            verdict=outcome.verdict, received_at=arrival.received_at, relay_message_id=outcome.relay_message_id,
+            original_message_id=ids.message_id if ids else None, size_out=outcome.size_out,
+            rule=outcome.rule, reason=outcome.reason, unsolicited=outcome.unsolicited,
+        )
+        if outcome.copies:
+            outcome = await self._commit(outcome, decision, identity)
+        else:
+            try:
+                await self.store.record(decision)
+            except Exception:
+                # A refusal stands without its log row; the log line keeps it.
+                log.exception("message log write failed", extra={"conversation": route.conversation_id})
         DECISIONS.info(outcome.verdict, extra={
             "conversation": route.conversation_id, "direction": route.direction,
             "sender_alias": route.sender_alias, "recipient_alias": route.recipient_alias,
             "sender": self.labels(route.sender.address), "recipient": self.labels(route.recipient.address),
             "size": len(arrival.raw), "size_out": outcome.size_out, "verdict": outcome.verdict, "rule": outcome.rule,
-            "reason": outcome.reason, "message_id": outcome.relay_message_id, "next_hop": outcome.next_hop_reply,
-            "notice": outcome.notice, "trail": outcome.trail, "reply": outcome.reply,
-            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            "reason": outcome.reason, "message_id": outcome.relay_message_id, "notice": outcome.notice,
+            "trail": outcome.trail, "reply": outcome.reply, "duration_ms": round((time.monotonic() - started) * 1000, 1),
         })
         return outcome.reply
+
+    async def _commit(self, outcome: Outcome, decision: Decision, identity: str) -> Outcome:
+        """250 only once the copies are stored; a store that cannot be written is the relay's trouble: 451."""
+        context = outcome.context.to_json() if outcome.context else None
+        try:
+            await self.queue.accept(Acceptance(decision, identity, outcome.reply, tuple(outcome.copies), context))
+        except Exception as exc:
+            ref = uuid.uuid4().hex[:12]
+            log.error("could not store an accepted message; the client will try again", extra={
+                "ref": ref, "conversation": decision.conversation_id, "error": f"{type(exc).__name__}: {exc}"})
+            return Outcome(replies.STORE_UNAVAILABLE(ref=ref), "failed", "store_unavailable",
+                           f"the queue could not be written, ref {ref}")
+        self.delivery.poke()
+        return outcome
 
     async def _decide(self, arrival: Arrival, ids: ThreadIds, identity: str) -> Outcome:
         route = arrival.route
@@ -165,11 +187,11 @@ class Forwarder:
         links, activity, earlier = await asyncio.gather(  # independent reads, one round trip of waiting
             self.store.thread_links(route.conversation_id, route.direction, ids.all_referenced),
             self.store.activity(route.conversation_id),
-            self.store.handed_on(identity),
+            self.queue.handed_on(identity),
         )
         if earlier:
             return Outcome(replies.ALREADY_HANDLED(reply=earlier), "duplicate", "retry",
-                           "the same message was handed on before; not again")
+                           "the same message was accepted before; not again")
         facts = self._facts(route, links, activity)
         plan = self._plan(route, ids, links, arrival)
         try:
@@ -188,62 +210,75 @@ class Forwarder:
             log.exception("message could not be read", extra={"ref": ref, "conversation": route.conversation_id})
             return Outcome(replies.UNREADABLE(ref=ref), "refused", "unreadable", f"reading failed, ref {ref}")
 
-        outcome = await self._act(arrival, plan, facts, outgoing, identity)
+        outcome = self._act(arrival, plan, facts, outgoing)
         outcome.trail = [f"{rule}:{verdict.action}" for rule, verdict in outgoing.judgement.trail] or None
         return outcome
 
-    async def _act(self, arrival: Arrival, plan: Plan, facts: Facts, outgoing: Outgoing,
-                   identity: str) -> Outcome:
-        """Carry out the filters' judgement: bounce with a notice, or forward what the rewrite made."""
+    def _act(self, arrival: Arrival, plan: Plan, facts: Facts, outgoing: Outgoing) -> Outcome:
+        """Carry out the filters' judgement: a notice for a bounce, or the forward the rewrite made."""
         route = arrival.route
-        unsolicited = route.direction == SELLER_TO_BUYER and not facts.replies_to_buyer
         bounce = outgoing.judgement.bounce
+        context = NoticeContext.of(route, arrival.envelope_from, arrival.entity, outgoing.subject,
+                                   format_datetime(arrival.received_at))
         if bounce:
-            return await self._bounce(arrival, outgoing, identity, bounce.rule, bounce.reason, bounce.snippet)
+            return self._bounce(arrival, outgoing, context, bounce.rule, bounce.reason, bounce.snippet)
         if outgoing.leaks:
             ref = uuid.uuid4().hex[:12]
             log.error("rewrite left a real address in the message; not forwarded",
                       extra={"ref": ref, "conversation": route.conversation_id, "count": len(outgoing.leaks)})
             return Outcome(replies.NOT_ANONYMISED(ref=ref), "refused", "not_anonymised", f"address left after rewrite, ref {ref}")
-
-        answer = await delivery.send(
-            self.config.delivery, envelope_from=route.sender_alias, recipients=[route.recipient.address],
-            message=outgoing.message, helo=self.config.server.hostname,
-            smtputf8=arrival.smtputf8 or not route.recipient.address.isascii(),
-        )
-        # A refusal often quotes the mailbox ("550 5.1.1 <ann@...>: User unknown") and
-        # names internal hosts: the log keeps it, with the aliases in place of addresses;
-        # the sender hears the relay's own words and the status code.
-        said = plan.scrubber.scrub_text(answer.text)
-        common = dict(relay_message_id=plan.message_id, size_out=len(outgoing.message), next_hop_reply=said)
-        if not answer.accepted:
-            if answer.permanent:
-                status = _ENHANCED.match(said)
-                reply = replies.NEXT_HOP_REFUSED(status=status.group(1) if status and status.group(1)[0] == "5" else None)
-                return Outcome(reply, "refused", "next_hop_refused", said, **common)
-            reply = replies.NEXT_HOP_DEFERRED if said[:1] == "4" else replies.NEXT_HOP_UNAVAILABLE
-            return Outcome(reply(), "failed", "next_hop_unavailable", said, **common)
-        reply = replies.FORWARDED(message_id=plan.message_id)
-        await self._remember(identity, reply)
-        outcome = Outcome(reply, "forwarded", unsolicited=unsolicited, **common)
+        token = new_token()
+        forward = Copy(FORWARD, bounce_address(token, self.config.aliases.domain), route.recipient.address,
+                       outgoing.message, token)
+        outcome = Outcome(replies.FORWARDED(message_id=plan.message_id), "forwarded", relay_message_id=plan.message_id,
+                          size_out=len(outgoing.message), copies=[forward], context=context,
+                          unsolicited=route.direction == SELLER_TO_BUYER and not facts.replies_to_buyer)
         if outgoing.removed:
             outcome.rule = "attachment_removed"
             outcome.reason = "; ".join(f"{v.rule}: {v.reason}" for v in outgoing.judgement.strips)
-            try:
-                result = await self.notifier.send(self._about(arrival, outgoing), "attachment_removed",
-                                                  outcome.reason, None, outgoing.removed)
-                outcome.notice = result.detail
-            except Exception:
-                # The message is delivered: nothing may turn that into a 4xx now.
-                log.exception("notice after delivery failed", extra={"conversation": route.conversation_id})
-                outcome.notice = "failed: internal error"
+            outcome.notice = self._notice(arrival, outgoing, context, outcome, "attachment_removed", outcome.reason,
+                                          None, outgoing.removed)
         return outcome
 
-    async def _remember(self, identity: str, reply: str) -> None:
+    def _notice(self, arrival: Arrival, outgoing: Outgoing, context: NoticeContext, outcome: Outcome, rule: str,
+                reason: str, snippet: str | None, removed=()) -> str:
+        """Add the sender's notice to what is queued; say what became of it."""
+        if _automatic(arrival, outgoing):
+            return "none: null sender or Auto-Submitted"
+        message = self.delivery.notifier.compose(context, rule, reason, snippet, removed)
+        if message is None:
+            return "none: no notice could be made without the recipient's address"
+        outcome.copies.append(self.delivery.notice_copy(arrival.envelope_from, message))
+        return "queued"
+
+    def _bounce(self, arrival: Arrival, outgoing: Outgoing, context: NoticeContext, rule: str, reason: str,
+                snippet) -> Outcome:
+        outcome = Outcome(replies.BOUNCED(rule=rule), "bounced", rule, reason, context=context)
+        outcome.notice = self._notice(arrival, outgoing, context, outcome, rule, reason, snippet)
+        if not outcome.copies:
+            # RFC 3834: no notice answers automatic mail; and one that cannot be made is not sent.
+            # Either way the session says no, for good, and the sender's own server tells them.
+            outcome.reply = replies.BLOCKED(reason=shown(reason, 200))
+        return outcome
+
+    async def tell_refused(self, route: Route, raw: bytes, envelope_from: str, reply: str) -> None:
+        """A notice for one recipient refused in a transaction whose other recipients were accepted."""
+        entity = mime.parse_head(raw)
+        context = NoticeContext.of(route, envelope_from, entity, decoded_header(entity.first("subject")),
+                                   format_datetime(datetime.now(timezone.utc)))
+        message = self.delivery.notifier.compose(context, "refused", reply[4:], None)
+        if message is None or envelope_from == NULL_SENDER:
+            return
+        copy = self.delivery.notice_copy(envelope_from, message)
+        decision = Decision(conversation_id=route.conversation_id, direction=route.direction, size_in=len(raw),
+                            verdict="notice", received_at=datetime.now(timezone.utc), rule="refused",
+                            reason=f"refused for this recipient, others accepted: {reply}")
         try:
-            await self.store.remember_handed_on(identity, reply)
+            await self.queue.accept(Acceptance(decision, uuid.uuid4().hex, reply, (copy,), context.to_json()))
+            self.delivery.poke()
         except Exception:
-            log.exception("could not remember a message handed on", extra={"identity": identity[:16]})
+            log.exception("could not queue the notice of a refused recipient",
+                          extra={"conversation": route.conversation_id})
 
     def _facts(self, route: Route, links: dict[str, ThreadLink], activity: Activity) -> Facts:
         return Facts(
@@ -280,28 +315,6 @@ class Forwarder:
             trace=f"by {self.config.server.hostname} {TRACE_COMMENT} with {protocol} id {token};\r\n "
                   f"{format_datetime(arrival.received_at)}",
         )
-
-    # -- notices -------------------------------------------------------------
-
-    def _about(self, arrival: Arrival, outgoing: Outgoing) -> Subject:
-        return Subject(arrival.route, arrival.envelope_from, arrival.entity, arrival.received_at, outgoing.subject)
-
-    async def _bounce(self, arrival: Arrival, outgoing: Outgoing, identity: str,
-                      rule: str, reason: str, snippet) -> Outcome:
-        said = shown(reason, 200)
-        if _automatic(arrival, outgoing):
-            # RFC 3834: never answer automatic mail automatically; say no in the session instead.
-            return Outcome(replies.BLOCKED(reason=said), "bounced", rule, reason,
-                           notice="none: null sender or Auto-Submitted")
-        result = await self.notifier.send(self._about(arrival, outgoing), rule, reason, snippet)
-        if result.state == SENT:
-            reply = replies.BOUNCED(rule=rule)
-            await self._remember(identity, reply)
-            return Outcome(reply, "bounced", rule, reason, notice=result.detail)
-        if result.state == DEFERRED:
-            return Outcome(replies.NOTICE_DEFERRED(), "failed", rule, reason, notice=result.detail)
-        # The notice will never go: say it in the session, and the sender's own server tells them.
-        return Outcome(replies.BLOCKED(reason=said), "bounced", rule, reason, notice=result.detail)
 
 
 def _automatic(arrival: Arrival, outgoing: Outgoing) -> bool:

@@ -1,0 +1,329 @@
+"""The queue in the store: what the relay has accepted and not yet handed on.
+
+Accepting and queueing are one commit. The message log row, its outgoing
+copies, their bounce tokens and the message's identity (for a client's retry)
+go in together, in one transaction with the acceptances of every other
+session waiting at that moment: one fsync for many messages (group commit).
+Bodies are written once, as bytes, through SQLAlchemy Core; no ORM object
+holds them.
+
+Delivery takes rows by lease: a node writes its name and an expiry into the
+rows it claims (on PostgreSQL under FOR UPDATE SKIP LOCKED, so two nodes never
+claim one row). A node that dies loses its claims when the lease runs out.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .models import BounceToken, HandedOn, MessageRecord, OutgoingMessage, utcnow
+from .views import Decision
+
+log = logging.getLogger(__name__)
+_MESSAGES, _OUTGOING, _TOKENS, _HANDED_ON = (
+    MessageRecord.__table__, OutgoingMessage.__table__, BounceToken.__table__, HandedOn.__table__)
+FORWARD, NOTICE = "forward", "notice"
+QUEUED, DEFERRED, DELIVERED, FAILED = "queued", "deferred", "delivered", "failed"
+REMEMBER_HANDED_ON = timedelta(days=1)
+KEEP_TOKENS = timedelta(days=30)
+_PURGE_EVERY = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One message to hand on: a forward to the recipient, or a notice to the sender."""
+
+    kind: str
+    envelope_from: str
+    recipient: str
+    body: bytes
+    token: str
+    """The bounce token in envelope_from."""
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """Everything one accepted message puts in the store, committed together."""
+
+    decision: Decision
+    identity: str
+    reply: str
+    copies: tuple[Copy, ...]
+    notice_context: str | None = None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    message_id: int | None
+    kind: str
+    envelope_from: str
+    recipient: str
+    attempts: int
+    created_at: datetime
+    warned: bool
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A queued message as an operator sees it."""
+
+    id: int
+    message_id: int | None
+    kind: str
+    recipient: str
+    created_at: datetime
+    due_at: datetime
+    attempts: int
+    last_reply: str | None
+    conversation_id: str | None
+    leased_by: str | None
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything here is UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+class Queue:
+    def __init__(self, engine: AsyncEngine, node: str, lease: float):
+        self.engine = engine
+        self.node = node
+        self.lease = timedelta(seconds=lease)
+        self.postgres = engine.dialect.name == "postgresql"
+        self._pending: list[tuple[Acceptance, asyncio.Future]] = []
+        self._wake = asyncio.Event()
+        self._committer: asyncio.Task | None = None
+        self._purged_at: datetime | None = None
+
+    # -- accepting: group commit --------------------------------------------------------
+
+    async def start(self) -> None:
+        self._committer = asyncio.create_task(self._commit_forever(), name="queue-committer")
+
+    async def close(self) -> None:
+        if self._committer is not None:
+            self._committer.cancel()
+            try:
+                await self._committer
+            except asyncio.CancelledError:
+                pass
+
+    async def accept(self, acceptance: Acceptance) -> int:
+        """Commit an accepted message and its copies; returns its message log id. Raises if the store
+        cannot be written, before anything is handed on: the client then hears 451."""
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((acceptance, future))
+        self._wake.set()
+        return await asyncio.shield(future)
+
+    async def _commit_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            if batch:
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[Acceptance, asyncio.Future]]) -> None:
+        try:
+            async with self.engine.begin() as connection:
+                ids = [await self._write(connection, acceptance) for acceptance, _ in batch]
+                await self._purge(connection)
+        except Exception as exc:
+            if len(batch) > 1:  # one bad acceptance must not fail the others: each again, alone
+                for single in batch:
+                    await self._commit([single])
+                return
+            if not batch[0][1].done():
+                batch[0][1].set_exception(exc)
+            return
+        for (_, future), message_id in zip(batch, ids):
+            if not future.done():
+                future.set_result(message_id)
+
+    async def _write(self, connection, acceptance: Acceptance) -> int:
+        now = utcnow()
+        decision = acceptance.decision
+        forwards = [c for c in acceptance.copies if c.kind == FORWARD]
+        message_id = (await connection.execute(insert(_MESSAGES).returning(_MESSAGES.c.id), {
+            **decision.__dict__, "finished_at": now, "delivery": QUEUED if forwards else None,
+            "attempts": 0, "notice_context": acceptance.notice_context,
+        })).scalar_one()
+        if acceptance.copies:
+            await connection.execute(insert(_OUTGOING), [{
+                "message_id": message_id, "kind": copy.kind, "envelope_from": copy.envelope_from,
+                "recipient": copy.recipient, "body": copy.body, "created_at": now, "due_at": now, "attempts": 0,
+                "warned": False,
+            } for copy in acceptance.copies])
+            await connection.execute(insert(_TOKENS), [
+                {"token": copy.token, "message_id": message_id, "kind": copy.kind, "created_at": now}
+                for copy in acceptance.copies])
+        await connection.execute(self._remember(acceptance.identity, acceptance.reply, now))
+        return message_id
+
+    def _remember(self, identity: str, reply: str, now: datetime):
+        dialect = postgresql if self.postgres else sqlite
+        statement = dialect.insert(_HANDED_ON).values(identity=identity, reply=reply, created_at=now)
+        return statement.on_conflict_do_update(index_elements=["identity"], set_={"reply": reply, "created_at": now})
+
+    async def _purge(self, connection) -> None:
+        now = utcnow()
+        if self._purged_at is not None and now - self._purged_at < _PURGE_EVERY:
+            return
+        self._purged_at = now
+        await connection.execute(delete(_HANDED_ON).where(_HANDED_ON.c.created_at < now - REMEMBER_HANDED_ON))
+        await connection.execute(delete(_TOKENS).where(_TOKENS.c.created_at < now - KEEP_TOKENS))
+
+    async def handed_on(self, identity: str) -> str | None:
+        """The reply given when this message was accepted within a day, or None."""
+        async with self.engine.connect() as connection:
+            return (await connection.execute(select(_HANDED_ON.c.reply).where(
+                _HANDED_ON.c.identity == identity,
+                _HANDED_ON.c.created_at > utcnow() - REMEMBER_HANDED_ON))).scalar()
+
+    # -- delivering: claims, leases, outcomes --------------------------------------------
+
+    async def claim(self, limit: int) -> list[Claimed]:
+        """Up to limit due messages, leased to this node."""
+        now = utcnow()
+        due = (select(_OUTGOING.c.id)
+               .where(_OUTGOING.c.due_at <= now,
+                      or_(_OUTGOING.c.lease_until.is_(None), _OUTGOING.c.lease_until < now))
+               .order_by(_OUTGOING.c.due_at).limit(limit))
+        if self.postgres:
+            due = due.with_for_update(skip_locked=True)
+        statement = (update(_OUTGOING).where(_OUTGOING.c.id.in_(due))
+                     .values(lease_owner=self.node, lease_until=now + self.lease)
+                     .returning(_OUTGOING.c.id, _OUTGOING.c.message_id, _OUTGOING.c.kind, _OUTGOING.c.envelope_from,
+                                _OUTGOING.c.recipient, _OUTGOING.c.attempts, _OUTGOING.c.created_at,
+                                _OUTGOING.c.warned))
+        async with self.engine.begin() as connection:
+            rows = (await connection.execute(statement)).all()
+        return [Claimed(*row[:6], _aware(row[6]), row[7]) for row in sorted(rows, key=lambda r: r[0])]
+
+    async def body(self, item: Claimed) -> bytes:
+        async with self.engine.connect() as connection:
+            return (await connection.execute(select(_OUTGOING.c.body).where(_OUTGOING.c.id == item.id))).scalar_one()
+
+    async def release_own(self) -> int:
+        """Leases this node's name held when it last stopped or died: free them now."""
+        async with self.engine.begin() as connection:
+            result = await connection.execute(update(_OUTGOING).where(_OUTGOING.c.lease_owner == self.node)
+                                              .values(lease_owner=None, lease_until=None))
+        return result.rowcount
+
+    async def release(self, items: list[Claimed]) -> None:
+        """Give back claims on messages not attempted (a clean stop): the next start takes them at once."""
+        if items:
+            async with self.engine.begin() as connection:
+                await connection.execute(update(_OUTGOING).where(
+                    _OUTGOING.c.id.in_([i.id for i in items]), _OUTGOING.c.lease_owner == self.node)
+                    .values(lease_owner=None, lease_until=None))
+
+    async def delivered(self, item: Claimed, reply: str) -> None:
+        await self._finish(item, reply, DELIVERED)
+
+    async def failed(self, item: Claimed, reply: str, notice: Copy | None = None) -> None:
+        """A message that will never be delivered: out of the queue, its failure notice (if any) in."""
+        await self._finish(item, reply, FAILED, notice)
+
+    async def _finish(self, item: Claimed, reply: str, state: str, notice: Copy | None = None) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(delete(_OUTGOING).where(_OUTGOING.c.id == item.id))
+            if item.message_id is not None and item.kind == FORWARD:
+                await connection.execute(update(_MESSAGES).where(_MESSAGES.c.id == item.message_id).values(
+                    delivery=state, next_hop_reply=reply, attempts=item.attempts + 1))
+            if notice is not None:
+                await self._add(connection, item.message_id, notice)
+
+    async def deferred(self, item: Claimed, reply: str, due: datetime, warning: Copy | None = None) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(update(_OUTGOING).where(_OUTGOING.c.id == item.id).values(
+                attempts=item.attempts + 1, due_at=due, last_reply=reply, lease_owner=None, lease_until=None,
+                warned=item.warned or warning is not None))
+            if item.message_id is not None and item.kind == FORWARD:
+                await connection.execute(update(_MESSAGES).where(_MESSAGES.c.id == item.message_id).values(
+                    delivery=DEFERRED, next_hop_reply=reply, attempts=item.attempts + 1))
+            if warning is not None:
+                await self._add(connection, item.message_id, warning)
+
+    async def _add(self, connection, message_id: int | None, copy: Copy) -> None:
+        now = utcnow()
+        await connection.execute(insert(_OUTGOING), {
+            "message_id": message_id, "kind": copy.kind, "envelope_from": copy.envelope_from,
+            "recipient": copy.recipient, "body": copy.body, "created_at": now, "due_at": now, "attempts": 0,
+            "warned": False})
+        if message_id is not None:
+            await connection.execute(insert(_TOKENS), {"token": copy.token, "message_id": message_id,
+                                                       "kind": copy.kind, "created_at": now})
+
+    async def notice_context(self, message_id: int | None) -> str | None:
+        if message_id is None:
+            return None
+        async with self.engine.connect() as connection:
+            return (await connection.execute(select(_MESSAGES.c.notice_context)
+                                             .where(_MESSAGES.c.id == message_id))).scalar()
+
+    # -- bounce tokens ------------------------------------------------------------------
+
+    async def token(self, token: str) -> tuple[int, str] | None:
+        """(message log id, kind) for a bounce token the relay issued, or None."""
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(select(_TOKENS.c.message_id, _TOKENS.c.kind)
+                                            .where(_TOKENS.c.token == token))).first()
+        return (row[0], row[1]) if row else None
+
+    async def mark(self, message_id: int, state: str, reply: str) -> bool:
+        """Record what a downstream report says of a delivered message; False if it said so already."""
+        async with self.engine.begin() as connection:
+            result = await connection.execute(update(_MESSAGES).where(
+                _MESSAGES.c.id == message_id, or_(_MESSAGES.c.delivery.is_(None), _MESSAGES.c.delivery != state))
+                .values(delivery=state, next_hop_reply=reply))
+        return result.rowcount > 0
+
+    # -- operators ----------------------------------------------------------------------
+
+    async def waiting(self, item_id: int | None = None) -> list[Waiting]:
+        statement = (select(_OUTGOING.c.id, _OUTGOING.c.message_id, _OUTGOING.c.kind, _OUTGOING.c.recipient,
+                            _OUTGOING.c.created_at, _OUTGOING.c.due_at, _OUTGOING.c.attempts, _OUTGOING.c.last_reply,
+                            _MESSAGES.c.conversation_id, _OUTGOING.c.lease_owner)
+                     .select_from(_OUTGOING.outerjoin(_MESSAGES, _MESSAGES.c.id == _OUTGOING.c.message_id))
+                     .order_by(_OUTGOING.c.due_at))
+        if item_id is not None:
+            statement = statement.where(_OUTGOING.c.id == item_id)
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(statement)).all()
+        return [Waiting(r[0], r[1], r[2], r[3], _aware(r[4]), _aware(r[5]), r[6], r[7], r[8], r[9]) for r in rows]
+
+    async def retry(self, item_id: int | None) -> int:
+        """Make one message (or all, with None) due now; returns how many."""
+        statement = update(_OUTGOING).values(due_at=utcnow())
+        if item_id is not None:
+            statement = statement.where(_OUTGOING.c.id == item_id)
+        async with self.engine.begin() as connection:
+            return (await connection.execute(statement)).rowcount
+
+    async def drop(self, item_id: int) -> Claimed | None:
+        """Take one message out of the queue (for its failure notice); None if there is no such message."""
+        async with self.engine.begin() as connection:
+            row = (await connection.execute(
+                select(_OUTGOING.c.id, _OUTGOING.c.message_id, _OUTGOING.c.kind, _OUTGOING.c.envelope_from,
+                       _OUTGOING.c.recipient, _OUTGOING.c.attempts, _OUTGOING.c.created_at, _OUTGOING.c.warned)
+                .where(_OUTGOING.c.id == item_id))).first()
+        return Claimed(*row[:6], _aware(row[6]), row[7]) if row else None
+
+    async def depth(self) -> tuple[int, datetime | None]:
+        async with self.engine.connect() as connection:
+            count, oldest = (await connection.execute(
+                select(func.count(), func.min(_OUTGOING.c.created_at)).select_from(_OUTGOING))).one()
+        return count, _aware(oldest)
+

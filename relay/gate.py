@@ -1,0 +1,125 @@
+"""Who may talk to the relay: the aiosmtpd handler hooks for EHLO, RCPT and DATA.
+
+Decisions about the envelope are made here, as early as SMTP allows (RFC 5321,
+and Haraka's safe defaults): a recipient outside the alias domain, an unknown
+alias, or a sender who is not the alias's counterpart is refused at RCPT, so a
+refused message is never received at all.
+
+A transaction may name up to `[server] max_recipients` aliases: each gets its
+own decision and its own queued copy, and the client hears 250 once all are
+committed. Over SMTP there is one reply for all (any 4xx makes it 4xx, and the
+copies already stored are not stored twice when the client retries); over
+LMTP each recipient has its own.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from aiosmtpd.smtp import Envelope, Session
+
+from aliases.store import Store
+from filters.reading import comparable
+
+from . import replies
+from .config import Config
+from .decide import Decider
+from .logs import DECISIONS, AddressLabels
+
+log = logging.getLogger(__name__)
+
+
+class Gatekeeper:
+    def __init__(self, config: Config, store: Store, decider: Decider):
+        self.store = store
+        self.decider = decider
+        self.max_recipients = config.server.max_recipients
+        self.deciding: set[asyncio.Task] = set()
+        """Messages being decided; one goes on if its client hangs up, so that a retry finds it accepted."""
+        self.domain = config.aliases.domain
+        self.labels = AddressLabels(config.log.real_addresses)
+
+    async def handle_EHLO(self, server, session: Session, envelope: Envelope, hostname: str, responses: list[str]):
+        # aiosmtpd 1.4.6 handles pipelined commands in order but does not say so.
+        session.host_name = hostname
+        return responses[:-1] + ["250-PIPELINING", responses[-1]]
+
+    async def handle_RCPT(self, server, session: Session, envelope: Envelope, address: str, options: list[str]):
+        reply, route = await self._recipient_verdict(envelope, address)
+        if reply is not replies.RECIPIENT_OK:
+            # An outside address may be somebody's real one; an alias is safe to show.
+            at_home = address.lower().endswith("@" + self.domain)
+            DECISIONS.info("refused", extra={
+                "stage": "rcpt", "reply": str(reply), "recipient": address if at_home else self.labels(address),
+                "sender": self.labels(envelope.mail_from), "conversation": route.conversation_id if route else None,
+            })
+            return str(reply)
+        if not hasattr(envelope, "routes"):
+            envelope.routes = []
+        envelope.routes.append(route)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return str(reply)
+
+    async def _recipient_verdict(self, envelope: Envelope, address: str):
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return replies.TOO_MANY_RECIPIENTS, None
+        local, _, domain = address.rpartition("@")
+        if domain.lower() != self.domain:
+            return replies.RELAY_DENIED, None
+        route = await self.store.route(local)
+        if route is None:
+            return replies.UNKNOWN_ALIAS, None
+        # The null sender <> is refused too. Delivery reports about forwards come
+        # back that way, but a report written by the other party's mail server
+        # names its hosts and mailboxes, which the relay cannot know to remove.
+        # Compared as the addresses read, the way the rewrite finds the party's
+        # address in the text: a spelling it would replace is that party.
+        if comparable(envelope.mail_from or "") not in {comparable(a) for a in route.sender.sender_addresses}:
+            return replies.NOT_COUNTERPART, route
+        return replies.RECIPIENT_OK, route
+
+    async def handle_DATA(self, server, session: Session, envelope: Envelope):
+        lmtp = getattr(server, "lmtp", False)
+        decision = asyncio.ensure_future(self._decide_all(envelope, lmtp))
+        self.deciding.add(decision)
+        decision.add_done_callback(self.deciding.discard)
+        answers = await asyncio.shield(decision)
+        if lmtp:
+            return "\r\n".join(answers)  # RFC 2033 4.2: one reply per recipient, in order
+        return _one_reply(answers)
+
+    async def _decide_all(self, envelope: Envelope, lmtp: bool) -> list[str]:
+        raw, sender = envelope.original_content, envelope.mail_from
+        answers = list(await asyncio.gather(*(self.decider.handle(route, raw, sender, envelope.smtp_utf8)
+                                              for route in envelope.routes)))
+        if not lmtp and any(a[:1] == "2" for a in answers) and any(a[:1] == "5" for a in answers):
+            # One SMTP reply cannot say "yes for some": the 250 stands, and the sender hears of the others.
+            for route, answer in zip(envelope.routes, answers):
+                if answer[:1] == "5":
+                    await self.decider.tell_refused(route, raw, sender, answer)
+        return answers
+
+    async def handle_exception(self, error: Exception) -> str:
+        # aiosmtpd's default answer is "500 Error: (Type) text": permanent, and it shows internals.
+        ref = uuid.uuid4().hex[:12]
+        log.error("session error", exc_info=error, extra={"ref": ref})
+        return replies.INTERNAL_ERROR(ref=ref)
+
+
+def _one_reply(answers: list[str]) -> str:
+    """One SMTP reply for several recipients' decisions: a 4xx if any (the client retries them all, and
+    what was stored is not stored again), the refusal if all were refused, else the 250."""
+    if len(answers) == 1:
+        return answers[0]
+    for first in "452":
+        same = [answer for answer in answers if answer[:1] == first]
+        if first == "4" and same:
+            return same[0]
+        if first == "5" and len(same) == len(answers):
+            return same[0]
+    accepted = [answer for answer in answers if answer[:1] == "2"]
+    refused = len(answers) - len(accepted)
+    suffix = f"; {refused} refused, and a notice says why" if refused else ""
+    return f"250 2.0.0 Queued for {len(accepted)} recipients{suffix}"
