@@ -264,10 +264,13 @@ class Decider:
     async def tell_refused(self, route: Route, raw: bytes, envelope_from: str, reply: str) -> None:
         """A notice for one recipient refused in a transaction whose other recipients were accepted."""
         entity = mime.parse_head(raw)
+        automatic = decoded_header(entity.first("auto-submitted")).strip().lower() not in ("", "no")
+        if automatic or envelope_from == NULL_SENDER:
+            return  # RFC 3834: automatic mail is never answered automatically
         context = NoticeContext.of(route, envelope_from, entity, decoded_header(entity.first("subject")),
                                    format_datetime(datetime.now(timezone.utc)))
         message = self.delivery.notifier.compose(context, "refused", reply[4:], None)
-        if message is None or envelope_from == NULL_SENDER:
+        if message is None:
             return
         copy = self.delivery.notice_copy(envelope_from, message)
         decision = Decision(conversation_id=route.conversation_id, direction=route.direction, size_in=len(raw),

@@ -72,6 +72,16 @@ class Sink:
     failures: list[str] = field(default_factory=list)
     server: asyncio.AbstractServer | None = None
     hold: asyncio.Event | None = None
+    tls_context: object | None = None
+    """An ssl.SSLContext: the sink offers STARTTLS with it."""
+    ehlos: int = 0
+    """Greetings seen: one per connection, so reused connections show as fewer."""
+    tls_sessions: int = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.ehlos += 1
+        session.host_name = hostname
+        return responses
 
     @property
     def port(self) -> int:
@@ -87,13 +97,15 @@ class Sink:
             return self.failures.pop(0)
         self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
                                       list(envelope.mail_options)))
+        self.tls_sessions += session.ssl is not None
         return "250 2.0.0 Ok: queued"
 
-    async def start(self, port: int = 0) -> Sink:
+    async def start(self, port: int = 0, host: str = "127.0.0.1") -> Sink:
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
-            lambda: SMTP(self, hostname="sink.localhost", enable_SMTPUTF8=True, data_size_limit=None),
-            host="127.0.0.1", port=port,
+            lambda: SMTP(self, hostname="sink.localhost", enable_SMTPUTF8=True, data_size_limit=None,
+                         tls_context=self.tls_context),
+            host=host, port=port,
         )
         return self
 
