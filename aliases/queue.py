@@ -256,6 +256,11 @@ class Queue:
             if warning is not None:
                 await self._add(connection, item.message_id, warning)
 
+    async def add(self, message_id: int | None, copy: Copy) -> None:
+        """Queue one more copy about a message already accepted (a notice written later)."""
+        async with self.engine.begin() as connection:
+            await self._add(connection, message_id, copy)
+
     async def _add(self, connection, message_id: int | None, copy: Copy) -> None:
         now = utcnow()
         await connection.execute(insert(_OUTGOING), {

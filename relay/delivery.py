@@ -40,8 +40,11 @@ _ENHANCED = re.compile(r"\A\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b")
 WARNING = "warning"
 
 
+BOUNCE_PREFIX = "bounce+"
+
+
 def bounce_address(token: str, domain: str) -> str:
-    return f"bounce+{token}@{domain}"
+    return f"{BOUNCE_PREFIX}{token}@{domain}"
 
 
 def new_token() -> str:

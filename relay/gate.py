@@ -19,21 +19,26 @@ import uuid
 
 from aiosmtpd.smtp import Envelope, Session
 
+from aliases.queue import Queue
 from aliases.store import Store
 from filters.reading import comparable
 
 from . import replies
 from .config import Config
-from .decide import Decider
+from .decide import NULL_SENDER, Decider
+from .delivery import BOUNCE_PREFIX
+from .downstream import Downstream
 from .logs import DECISIONS, AddressLabels
 
 log = logging.getLogger(__name__)
 
 
 class Gatekeeper:
-    def __init__(self, config: Config, store: Store, decider: Decider):
+    def __init__(self, config: Config, store: Store, decider: Decider, queue: Queue, downstream: Downstream):
         self.store = store
         self.decider = decider
+        self.queue = queue
+        self.downstream = downstream
         self.max_recipients = config.server.max_recipients
         self.deciding: set[asyncio.Task] = set()
         """Messages being decided; one goes on if its client hangs up, so that a retry finds it accepted."""
@@ -46,6 +51,9 @@ class Gatekeeper:
         return responses[:-1] + ["250-PIPELINING", responses[-1]]
 
     async def handle_RCPT(self, server, session: Session, envelope: Envelope, address: str, options: list[str]):
+        local, _, domain = address.rpartition("@")
+        if local.lower().startswith(BOUNCE_PREFIX) and domain.lower() == self.domain:
+            return await self._report_recipient(envelope, address, local[len(BOUNCE_PREFIX):].lower())
         reply, route = await self._recipient_verdict(envelope, address)
         if reply is not replies.RECIPIENT_OK:
             # An outside address may be somebody's real one; an alias is safe to show.
@@ -55,11 +63,28 @@ class Gatekeeper:
                 "sender": self.labels(envelope.mail_from), "conversation": route.conversation_id if route else None,
             })
             return str(reply)
+        if getattr(envelope, "report", None):
+            return str(replies.TOO_MANY_RECIPIENTS)  # a report travels alone
         if not hasattr(envelope, "routes"):
             envelope.routes = []
         envelope.routes.append(route)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
+        return str(reply)
+
+    async def _report_recipient(self, envelope: Envelope, address: str, token: str) -> str:
+        """A bounce address: reports from <> about a message the relay sent, and nothing else."""
+        found = await self.queue.token(token) if token.isalnum() else None
+        if found is None or envelope.rcpt_tos:
+            reply = replies.UNKNOWN_ALIAS if found is None else replies.TOO_MANY_RECIPIENTS
+        elif envelope.mail_from != NULL_SENDER:
+            reply = replies.REPORTS_ONLY
+        else:
+            envelope.report = found
+            envelope.rcpt_tos.append(address)
+            return str(replies.RECIPIENT_OK)
+        DECISIONS.info("refused", extra={"stage": "rcpt", "reply": str(reply), "recipient": address,
+                                         "sender": self.labels(envelope.mail_from)})
         return str(reply)
 
     async def _recipient_verdict(self, envelope: Envelope, address: str):
@@ -81,6 +106,8 @@ class Gatekeeper:
         return replies.RECIPIENT_OK, route
 
     async def handle_DATA(self, server, session: Session, envelope: Envelope):
+        if getattr(envelope, "report", None):
+            return await self.downstream.handle(*envelope.report, envelope.original_content)
         lmtp = getattr(server, "lmtp", False)
         decision = asyncio.ensure_future(self._decide_all(envelope, lmtp))
         self.deciding.add(decision)

@@ -44,6 +44,8 @@ TOO_COSTLY = Reply(552, "5.3.4", "Message refused: it needs more {resource} than
 BOUNCED = Reply(250, "2.0.0", "Received but not delivered (rule {rule}); a notice explaining why has been sent to you")
 BLOCKED = Reply(550, "5.7.1", "Message not delivered: {reason}")
 ALREADY_HANDLED = Reply(250, "2.0.0", "Already received: {reply}")
+REPORT_RECEIVED = Reply(250, "2.0.0", "Report received")
+REPORTS_ONLY = Reply(550, "5.7.1", "This address takes delivery reports only, from the null sender <>")
 
 
 INTERNAL_ERROR = Reply(451, "4.3.0", "Temporary local problem, try again later (ref {ref})")

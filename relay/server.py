@@ -20,6 +20,7 @@ from . import replies, worker
 from .config import Config
 from .decide import Decider
 from .delivery import Delivery
+from .downstream import Downstream
 from .gate import Gatekeeper
 from .nexthop import NextHops
 from .notices import Notifier
@@ -58,7 +59,8 @@ class Relay:
         self.delivery = Delivery(config, self.queue, NextHops(config.delivery, config.server.hostname, self.resolver),
                                  Notifier(config), self.signer)
         self.decider = Decider(config, self.store, self.queue, self.workers, self.delivery)
-        self.gatekeeper = Gatekeeper(config, self.store, self.decider)
+        self.gatekeeper = Gatekeeper(config, self.store, self.decider, self.queue,
+                                     Downstream(config, self.queue, self.workers, self.delivery))
         self.server: asyncio.AbstractServer | None = None
 
     def _session(self) -> RelaySession:
