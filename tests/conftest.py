@@ -6,10 +6,12 @@ servers do. Waits poll with a deadline; nothing sleeps to synchronise.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import re
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,9 +152,87 @@ def relay_sections() -> dict:
     return {}
 
 
+# -- the store's backends ---------------------------------------------------------------------
+# SQLite always; PostgreSQL from $RELAY_TEST_POSTGRES (a server URL), which .ci/run provides, so
+# in CI every test that asks for both runs on both. A module asks with `backend = both_backends`.
+
+POSTGRES = os.environ.get("RELAY_TEST_POSTGRES")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request) -> str:
+    """The store's backend; a module that should run on both sets `backend = both_backends`."""
+    return request.param
+
+
+@pytest.fixture(params=BACKENDS)
+def both_backends(request) -> str:
+    return request.param
+
+
+def postgres_or_skip() -> str:
+    if not POSTGRES:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide PostgreSQL in RELAY_TEST_POSTGRES (see .ci/run)")
+        pytest.skip("RELAY_TEST_POSTGRES is not set")
+    return POSTGRES
+
+
+@pytest.fixture(scope="session")
+def postgres_template():
+    """A database at the schema's head, copied for each test (CREATE DATABASE ... TEMPLATE is fast)."""
+    import asyncpg
+
+    from aliases import database
+
+    name = f"relay_template_{uuid.uuid4().hex[:8]}"
+
+    async def create():
+        server = await asyncpg.connect(postgres_or_skip())
+        await server.execute(f'CREATE DATABASE "{name}"')
+        await server.close()
+        engine = database.create_engine(POSTGRES.rsplit("/", 1)[0] + "/" + name)
+        await database.upgrade(engine)
+        await engine.dispose()
+
+    async def drop():
+        server = await asyncpg.connect(POSTGRES)
+        await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await server.close()
+
+    def run(work) -> None:  # its own loop in its own thread: the tests' loop may be running already
+        with concurrent.futures.ThreadPoolExecutor(1) as thread:
+            thread.submit(asyncio.run, work()).result()
+
+    run(create)
+    yield name
+    run(drop)
+
+
 @pytest.fixture
-async def relay(tmp_path, sink, relay_sections):
-    r = Relay(make_config(tmp_path, sink.port, **relay_sections))
+async def database_url(backend, tmp_path, request):
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'relay.db'}"
+        return
+    import asyncpg
+
+    server_url = postgres_or_skip()
+    template = request.getfixturevalue("postgres_template")
+    name = f"relay_test_{uuid.uuid4().hex[:12]}"
+    server = await asyncpg.connect(server_url)
+    await server.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield server_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await server.close()
+
+
+@pytest.fixture
+async def relay(tmp_path, sink, relay_sections, database_url):
+    sections = {**relay_sections, "database": {"url": database_url, **relay_sections.get("database", {})}}
+    r = Relay(make_config(tmp_path, sink.port, **sections))
     await r.start()
     yield r
     await r.stop()

@@ -15,7 +15,19 @@ import ssl
 import dkim
 import dns.resolver
 import pytest
-from conftest import BUYER, SELLER, Sink, crlf, eventually, make_config, open_conversation, run_cli, send, settled
+from conftest import (
+    BUYER,
+    SELLER,
+    Sink,
+    both_backends,
+    crlf,
+    eventually,
+    make_config,
+    open_conversation,
+    run_cli,
+    send,
+    settled,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -26,7 +38,8 @@ from test_filters import EXE, PDF
 from relay.server import Relay
 from relay.signing import new_key
 
-SHOP = "orders@shop-mx.example"  # a seller whose domain the test DNS server answers for
+SHOP = "orders@shop-mx.example"
+backend = both_backends  # a seller whose domain the test DNS server answers for
 
 
 @pytest.fixture
@@ -54,13 +67,14 @@ def verifies(message: bytes, server: DnsServer) -> bool:
 
 
 @pytest.fixture
-async def signed_relay(tmp_path, sink, dns_server):
+async def signed_relay(tmp_path, sink, dns_server, database_url):
     pem, public = new_key()
     (tmp_path / "dkim.key").write_bytes(pem)
     record = f"v=DKIM1; k=rsa; p={public}"
     dns_server.zone.add("relay._domainkey.relay.test", "TXT",
                         " ".join(f'"{record[i:i + 250]}"' for i in range(0, len(record), 250)))
-    relay = Relay(make_config(tmp_path, sink.port, dkim={"key_file": str(tmp_path / "dkim.key")},
+    relay = Relay(make_config(tmp_path, sink.port, database={"url": database_url},
+                              dkim={"key_file": str(tmp_path / "dkim.key")},
                               dns={"servers": [f"127.0.0.1:{dns_server.port}"]}))
     await relay.start()
     yield relay
@@ -105,8 +119,9 @@ def test_keygen_writes_a_private_key_and_prints_its_record(tmp_path):
 
 
 @pytest.fixture
-async def mx_relay(tmp_path, sink, dns_server):
-    relay = Relay(make_config(tmp_path, sink.port, delivery={"smarthost": "", "mx_port": sink.port},
+async def mx_relay(tmp_path, sink, dns_server, database_url):
+    relay = Relay(make_config(tmp_path, sink.port, database={"url": database_url},
+                              delivery={"smarthost": "", "mx_port": sink.port},
                               dns={"servers": [f"127.0.0.1:{dns_server.port}"]}))
     await relay.start()
     yield relay
@@ -161,10 +176,10 @@ def _self_signed(tmp_path) -> ssl.SSLContext:
     return context
 
 
-async def test_starttls_is_used_when_the_next_hop_offers_it(tmp_path):
+async def test_starttls_is_used_when_the_next_hop_offers_it(tmp_path, database_url):
     sink = Sink(tls_context=_self_signed(tmp_path))
     await sink.start()
-    relay = Relay(make_config(tmp_path, sink.port, delivery={"require_tls": True}))
+    relay = Relay(make_config(tmp_path, sink.port, database={"url": database_url}, delivery={"require_tls": True}))
     await relay.start()
     try:
         opened = await open_conversation(relay)
@@ -176,9 +191,9 @@ async def test_starttls_is_used_when_the_next_hop_offers_it(tmp_path):
         await sink.stop()
 
 
-async def test_with_tls_required_a_next_hop_without_it_is_not_used(tmp_path, sink, caplog):
+async def test_with_tls_required_a_next_hop_without_it_is_not_used(tmp_path, sink, caplog, database_url):
     caplog.set_level(logging.INFO, logger="relay.delivery")
-    relay = Relay(make_config(tmp_path, sink.port, delivery={"require_tls": True}))
+    relay = Relay(make_config(tmp_path, sink.port, database={"url": database_url}, delivery={"require_tls": True}))
     await relay.start()
     try:
         opened = await open_conversation(relay)
@@ -198,8 +213,8 @@ async def test_one_connection_carries_many_messages(relay, sink, conversation):
     assert sink.ehlos == 1 and len(sink.messages) == 5
 
 
-async def test_lmtp_answers_for_each_recipient(tmp_path, sink):
-    relay = Relay(make_config(tmp_path, sink.port, server={"protocol": "lmtp"}))
+async def test_lmtp_answers_for_each_recipient(tmp_path, sink, database_url):
+    relay = Relay(make_config(tmp_path, sink.port, database={"url": database_url}, server={"protocol": "lmtp"}))
     await relay.start()
     try:
         keen = await open_conversation(relay, buyer="keen@example.com")

@@ -14,12 +14,15 @@ from conftest import (
     NO_POLICY,
     SELLER,
     SELLER_DOMAIN,
+    both_backends,
     bounce_address,
     crlf,
     fixture_text,
     open_conversation,
     send,
 )
+
+backend = both_backends
 
 
 @pytest.fixture

@@ -9,10 +9,12 @@ from email.policy import default as default_policy
 
 import aiosmtplib
 import pytest
-from conftest import BUYER, SELLER, bounce_address, crlf, eventually, open_conversation, send, settled
+from conftest import BUYER, SELLER, both_backends, bounce_address, crlf, eventually, open_conversation, send, settled
 from test_filters import EXE, PDF
 
 BUYER_DOMAIN = BUYER.split("@")[1]
+
+backend = both_backends
 
 
 def parse(content: bytes):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import aiosmtplib
 import pytest
-from conftest import BUYER, SELLER, crlf, send, settled
+from conftest import BUYER, SELLER, both_backends, crlf, send, settled
 
 from relay.reports import read_report
 
@@ -25,6 +25,8 @@ FAILURES = ["lhost-postfix-01", "lhost-gmail-01", "lhost-office365-01", "lhost-e
             "lhost-sendmail-01", "lhost-yahoo-01", "lhost-opensmtpd-01", "rhost-google-02", "lhost-amazonses-01",
             "lhost-exchange2007-01", "lhost-outlook-01", "rfc3464-01"]
 NOT_FAILURES = ["rfc3834-01", "rfc3834-02", "arf-01"]  # auto-replies and an abuse complaint
+
+backend = both_backends
 
 
 def about_our_message(name: str) -> bytes:

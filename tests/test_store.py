@@ -7,39 +7,19 @@ elsewhere without it they are skipped.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from datetime import datetime, timezone
 
 import asyncpg
 import pytest
-from conftest import BUYER, SELLER, crlf, make_config, send
+from conftest import BUYER, POSTGRES, SELLER, both_backends, crlf, make_config, postgres_or_skip, send
 
 from aliases import database
 from aliases.store import Store
 from aliases.views import Decision
 from relay.server import Relay
 
-POSTGRES = os.environ.get("RELAY_TEST_POSTGRES")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
-    if not POSTGRES:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide PostgreSQL in RELAY_TEST_POSTGRES (see .ci/run)")
-        pytest.skip("RELAY_TEST_POSTGRES is not set")
-    name = f"relay_test_{uuid.uuid4().hex[:12]}"
-    server = await asyncpg.connect(POSTGRES)
-    await server.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES.rsplit("/", 1)[0] + "/" + name
-    finally:
-        await server.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await server.close()
+backend = both_backends
 
 
 @pytest.fixture
@@ -50,7 +30,14 @@ async def store(database_url):
     await engine.dispose()
 
 
-async def test_schema_is_owned_by_migrations(database_url):
+async def test_schema_is_owned_by_migrations(backend, tmp_path):
+    if backend == "sqlite":
+        database_url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    else:  # a database of its own, empty: not copied from the migrated template
+        server = await asyncpg.connect(postgres_or_skip())
+        name = f"relay_empty_{uuid.uuid4().hex[:12]}"
+        await server.execute(f'CREATE DATABASE "{name}"')
+        database_url = POSTGRES.rsplit("/", 1)[0] + "/" + name
     engine = database.create_engine(database_url)
     try:
         if not database.is_sqlite(database_url):
@@ -62,6 +49,9 @@ async def test_schema_is_owned_by_migrations(database_url):
         await database.prepare(engine, database_url)
     finally:
         await engine.dispose()
+        if backend != "sqlite":
+            await server.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            await server.close()
 
 
 async def test_open_is_idempotent_even_when_raced(store):
