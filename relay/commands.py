@@ -16,12 +16,9 @@ from aliases.views import StoreError
 
 from . import sink
 from .config import Config
-from .delivery import Delivery
-from .nexthop import NextHops
-from .notices import NoticeContext, Notifier
-from .resolver import Resolver
-from .server import Relay, load_signer
-from .signing import SigningKeyError, new_key, txt_record
+
+# The relay's message path (workers, delivery, DKIM) is imported by the commands that run it:
+# `relay conversation open`, which the marketplace backend calls per order, starts without it.
 
 
 class Failure(Exception):
@@ -60,6 +57,9 @@ def _print_json(value, indent: int | None = None) -> None:
 
 
 async def _serve(config: Config) -> None:
+    from .server import Relay
+    from .signing import SigningKeyError
+
     try:
         relay = Relay(config)
     except SigningKeyError as exc:
@@ -106,6 +106,12 @@ def _queue(args: argparse.Namespace, config: Config) -> None:
         return await queue.retry(None if args.all else args.id)
 
     async def drop(queue: Queue):
+        from .delivery import Delivery
+        from .nexthop import NextHops
+        from .notices import NoticeContext, Notifier
+        from .resolver import Resolver
+        from .server import load_signer
+
         item = await queue.drop(args.id)
         if item is None:
             raise Failure(f"no queued message {args.id}")
@@ -145,6 +151,8 @@ def _queue(args: argparse.Namespace, config: Config) -> None:
 
 
 def _keygen(args: argparse.Namespace, config: Config) -> None:
+    from .signing import new_key, txt_record
+
     selector = args.selector or config.dkim.selector
     path = Path(args.out) if args.out else config.relative(config.dkim.key_file or f"dkim-{selector}.key")
     if path.exists():

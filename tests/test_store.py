@@ -1,8 +1,8 @@
 """The store on both backends: SQLite (the default) and PostgreSQL (several relay nodes, one store).
 
-PostgreSQL comes from $RELAY_TEST_POSTGRES (a server URL; each test gets a
-database of its own). .ci/run starts one and sets it, so in CI these run;
-elsewhere without it they are skipped.
+PostgreSQL comes from $RELAY_TEST_POSTGRES (a server URL; the tests share one
+database, emptied after each). .ci/run starts one and sets it, so in CI these
+run; elsewhere without it they are skipped.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import asyncpg
 import pytest
-from conftest import BUYER, POSTGRES, SELLER, both_backends, crlf, make_config, postgres_or_skip, send
+from conftest import BUYER, SELLER, both_backends, crlf, make_config, postgres_or_skip, send
 
 from aliases import database
 from aliases.store import Store
@@ -37,7 +37,7 @@ async def test_schema_is_owned_by_migrations(backend, tmp_path):
         server = await asyncpg.connect(postgres_or_skip())
         name = f"relay_empty_{uuid.uuid4().hex[:12]}"
         await server.execute(f'CREATE DATABASE "{name}"')
-        database_url = POSTGRES.rsplit("/", 1)[0] + "/" + name
+        database_url = postgres_or_skip().rsplit("/", 1)[0] + "/" + name
     engine = database.create_engine(database_url)
     try:
         if not database.is_sqlite(database_url):
