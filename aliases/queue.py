@@ -99,7 +99,7 @@ class Queue:
         self.node = node
         self.lease = timedelta(seconds=lease)
         self.postgres = engine.dialect.name == "postgresql"
-        self._pending: list[tuple[Acceptance, asyncio.Future]] = []
+        self._pending: list[tuple[object, asyncio.Future]] = []
         self._wake = asyncio.Event()
         self._committer: asyncio.Task | None = None
         self._purged_at: datetime | None = None
@@ -120,8 +120,15 @@ class Queue:
     async def accept(self, acceptance: Acceptance) -> int:
         """Commit an accepted message and its copies; returns its message log id. Raises if the store
         cannot be written, before anything is handed on: the client then hears 451."""
+        return await self._in_next_commit(lambda connection: self._write(connection, acceptance))
+
+    async def _in_next_commit(self, work):
+        """Run work(connection) in the next group transaction, with whatever else is waiting then."""
+        if self._committer is None or self._committer.done():  # a command, not a running relay
+            async with self.engine.begin() as connection:
+                return await work(connection)
         future = asyncio.get_running_loop().create_future()
-        self._pending.append((acceptance, future))
+        self._pending.append((work, future))
         self._wake.set()
         return await asyncio.shield(future)
 
@@ -133,10 +140,10 @@ class Queue:
             if batch:
                 await self._commit(batch)
 
-    async def _commit(self, batch: list[tuple[Acceptance, asyncio.Future]]) -> None:
+    async def _commit(self, batch: list[tuple[object, asyncio.Future]]) -> None:
         try:
             async with self.engine.begin() as connection:
-                ids = [await self._write(connection, acceptance) for acceptance, _ in batch]
+                ids = [await work(connection) for work, _ in batch]
                 await self._purge(connection)
         except Exception as exc:
             if len(batch) > 1:  # one bad acceptance must not fail the others: each again, alone
@@ -146,9 +153,9 @@ class Queue:
             if not batch[0][1].done():
                 batch[0][1].set_exception(exc)
             return
-        for (_, future), message_id in zip(batch, ids):
+        for (_, future), result in zip(batch, ids):
             if not future.done():
-                future.set_result(message_id)
+                future.set_result(result)
 
     async def _write(self, connection, acceptance: Acceptance) -> int:
         now = utcnow()
@@ -206,8 +213,11 @@ class Queue:
                      .returning(_OUTGOING.c.id, _OUTGOING.c.message_id, _OUTGOING.c.kind, _OUTGOING.c.envelope_from,
                                 _OUTGOING.c.recipient, _OUTGOING.c.attempts, _OUTGOING.c.created_at,
                                 _OUTGOING.c.warned))
-        async with self.engine.begin() as connection:
-            rows = (await connection.execute(statement)).all()
+
+        async def claim(connection):
+            return (await connection.execute(statement)).all()
+
+        rows = await self._in_next_commit(claim)  # a write too: it shares the next fsync
         return [Claimed(*row[:6], _aware(row[6]), row[7]) for row in sorted(rows, key=lambda r: r[0])]
 
     async def body(self, item: Claimed) -> bytes:
@@ -237,24 +247,28 @@ class Queue:
         await self._finish(item, reply, FAILED, notice)
 
     async def _finish(self, item: Claimed, reply: str, state: str, notice: Copy | None = None) -> None:
-        async with self.engine.begin() as connection:
-            await connection.execute(delete(_OUTGOING).where(_OUTGOING.c.id == item.id))
-            if item.message_id is not None and item.kind == FORWARD:
-                await connection.execute(update(_MESSAGES).where(_MESSAGES.c.id == item.message_id).values(
-                    delivery=state, next_hop_reply=reply, attempts=item.attempts + 1))
-            if notice is not None:
-                await self._add(connection, item.message_id, notice)
+        await self._in_next_commit(lambda connection: self._finished(connection, item, reply, state, notice))
+
+    async def _finished(self, connection, item: Claimed, reply: str, state: str, notice: Copy | None) -> None:
+        await connection.execute(delete(_OUTGOING).where(_OUTGOING.c.id == item.id))
+        if item.message_id is not None and item.kind == FORWARD:
+            await connection.execute(update(_MESSAGES).where(_MESSAGES.c.id == item.message_id).values(
+                delivery=state, next_hop_reply=reply, attempts=item.attempts + 1))
+        if notice is not None:
+            await self._add(connection, item.message_id, notice)
 
     async def deferred(self, item: Claimed, reply: str, due: datetime, warning: Copy | None = None) -> None:
-        async with self.engine.begin() as connection:
-            await connection.execute(update(_OUTGOING).where(_OUTGOING.c.id == item.id).values(
-                attempts=item.attempts + 1, due_at=due, last_reply=reply, lease_owner=None, lease_until=None,
-                warned=item.warned or warning is not None))
-            if item.message_id is not None and item.kind == FORWARD:
-                await connection.execute(update(_MESSAGES).where(_MESSAGES.c.id == item.message_id).values(
-                    delivery=DEFERRED, next_hop_reply=reply, attempts=item.attempts + 1))
-            if warning is not None:
-                await self._add(connection, item.message_id, warning)
+        await self._in_next_commit(lambda connection: self._deferred(connection, item, reply, due, warning))
+
+    async def _deferred(self, connection, item: Claimed, reply: str, due: datetime, warning: Copy | None) -> None:
+        await connection.execute(update(_OUTGOING).where(_OUTGOING.c.id == item.id).values(
+            attempts=item.attempts + 1, due_at=due, last_reply=reply, lease_owner=None, lease_until=None,
+            warned=item.warned or warning is not None))
+        if item.message_id is not None and item.kind == FORWARD:
+            await connection.execute(update(_MESSAGES).where(_MESSAGES.c.id == item.message_id).values(
+                delivery=DEFERRED, next_hop_reply=reply, attempts=item.attempts + 1))
+        if warning is not None:
+            await self._add(connection, item.message_id, warning)
 
     async def add(self, message_id: int | None, copy: Copy) -> None:
         """Queue one more copy about a message already accepted (a notice written later)."""
