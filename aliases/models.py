@@ -101,6 +101,8 @@ class MessageRecord(Base):
     delivery: Mapped[str | None] = mapped_column(String(20))
     """What became of a forward after it was queued: queued, deferred, delivered, failed."""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    authentication: Mapped[str | None] = mapped_column(Text)
+    """RFC 8601 Authentication-Results value: SPF, DKIM and DMARC as the relay found them. Never sent on."""
     notice_context: Mapped[str | None] = mapped_column(Text)
     """JSON: what a notice written later (delivery failed, delayed, bounced downstream) needs to say."""
 

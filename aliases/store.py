@@ -259,6 +259,7 @@ class Store:
                         "relay_message_id": m.relay_message_id, "original_message_id": m.original_message_id,
                         "size_in": m.size_in, "size_out": m.size_out, "next_hop_reply": m.next_hop_reply,
                         "unsolicited": m.unsolicited, "delivery": m.delivery, "attempts": m.attempts,
+                        "authentication": m.authentication,
                         "received_at": m.received_at.isoformat(), "finished_at": m.finished_at.isoformat(),
                     }
                     for m in messages

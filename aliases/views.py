@@ -69,6 +69,7 @@ class Decision:
     reason: str | None = None
     next_hop_reply: str | None = None
     unsolicited: bool = False
+    authentication: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ in a mail gateway's config should stop it, not be silently ignored.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -41,8 +42,33 @@ class ServerConfig(Section):
     """lmtp for an MTA in front (RFC 2033): one reply per recipient after DATA."""
     max_recipients: int = Field(50, ge=1)
     """Aliases one transaction may name; each gets its own decision and copy."""
+    trusted_peers: list[str] = Field(default_factory=list)
+    """Addresses or networks (127.0.0.1, 10.0.0.0/8) of MTAs in front, whose XFORWARD the relay believes."""
     node: str = ""
     """This node's name in the shared queue's claims; empty: HOSTNAME:PORT. Keep it the same across restarts."""
+
+    @field_validator("trusted_peers")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for peer in value:
+            try:
+                ipaddress.ip_network(peer, strict=False)
+            except ValueError:
+                raise ValueError(f"{peer!r} is not an address or network such as 127.0.0.1 or 10.0.0.0/8") from None
+        return value
+
+    def trusts(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in ipaddress.ip_network(peer, strict=False) for peer in self.trusted_peers)
+
+
+class AuthConfig(Section):
+    require: Literal["dmarc", "spf-or-dkim", "none"] = "dmarc"
+    """dmarc: the From domain's DMARC policy is honoured, and mail from a seller whose domain publishes none
+    must still pass SPF or DKIM for it; spf-or-dkim: every message must; none: closed networks only."""
 
 
 class LimitsConfig(Section):
@@ -191,6 +217,7 @@ class NoticesConfig(Section):
 class Config(Section):
     server: ServerConfig = ServerConfig()
     limits: LimitsConfig = LimitsConfig()
+    auth: AuthConfig = AuthConfig()
     aliases: AliasesConfig = AliasesConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     dns: DnsConfig = DnsConfig()

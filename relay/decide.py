@@ -27,12 +27,13 @@ from email.utils import format_datetime
 
 from aliases.queue import FORWARD, Acceptance, Copy, Queue
 from aliases.store import Store
-from aliases.views import BUYER, SELLER_TO_BUYER, Activity, Decision, Route, ThreadLink
+from aliases.views import BUYER, SELLER, SELLER_TO_BUYER, Activity, Decision, Route, ThreadLink
 from bounces.notice import shown
 from filters.reading import comparable
 from filters.view import Facts
 
-from . import mime, replies
+from . import auth, mime, replies
+from .auth import Results
 from .config import Config
 from .delivery import Delivery, bounce_address, new_token
 from .logs import DECISIONS, AddressLabels
@@ -42,6 +43,7 @@ from .notices import NoticeContext
 from .parse import TRACE_COMMENT, ThreadIds, line_end_problem, relay_traces, thread_ids
 from .rewrite import Plan
 from .scrub import AddressScrubber
+from .sender import shown_senders
 from .view import decoded_header
 from .worker import Outgoing, prepare
 from .workers import WorkerPool, WorkLimit
@@ -81,6 +83,8 @@ class Arrival:
     envelope_from: str
     smtputf8: bool
     received_at: datetime
+    auth: Results | None = None
+    """SPF, DKIM and DMARC as the relay found them; None when [auth] require is none."""
 
 
 def message_identity(arrival: Arrival) -> str:
@@ -115,8 +119,9 @@ class Decider:
         self.labels = AddressLabels(config.log.real_addresses)
         self._in_flight: dict[str, asyncio.Future] = {}
 
-    async def handle(self, route: Route, raw: bytes, envelope_from: str, smtputf8: bool) -> str:
-        arrival = Arrival(route, raw, mime.parse_head(raw), envelope_from, smtputf8, datetime.now(timezone.utc))
+    async def handle(self, route: Route, raw: bytes, envelope_from: str, smtputf8: bool,
+                     auth: Results | None = None) -> str:
+        arrival = Arrival(route, raw, mime.parse_head(raw), envelope_from, smtputf8, datetime.now(timezone.utc), auth)
         identity = message_identity(arrival)
         while identity in self._in_flight:  # the client's retry, while its first try is still being decided
             await asyncio.shield(self._in_flight[identity])
@@ -142,6 +147,7 @@ class Decider:
             verdict=outcome.verdict, received_at=arrival.received_at, relay_message_id=outcome.relay_message_id,
             original_message_id=ids.message_id if ids else None, size_out=outcome.size_out,
             rule=outcome.rule, reason=outcome.reason, unsolicited=outcome.unsolicited,
+            authentication=arrival.auth.header(self.config.server.hostname) if arrival.auth else None,
         )
         if outcome.copies:
             outcome = await self._commit(outcome, decision, identity)
@@ -183,6 +189,9 @@ class Decider:
         hops = len(relay_traces(arrival.entity))
         if hops >= self.config.server.max_relay_hops:
             return Outcome(replies.MAIL_LOOP(hops=hops), "refused", "mail_loop", f"{hops} relay hops")
+        refused = self._who(arrival)
+        if refused:
+            return refused
 
         links, activity, earlier = await asyncio.gather(  # independent reads, one round trip of waiting
             self.store.thread_links(route.conversation_id, route.direction, ids.all_referenced),
@@ -213,6 +222,22 @@ class Decider:
         outcome = self._act(arrival, plan, facts, outgoing)
         outcome.trail = [f"{rule}:{verdict.action}" for rule, verdict in outgoing.judgement.trail] or None
         return outcome
+
+    def _who(self, arrival: Arrival) -> Outcome | None:
+        """Is the message from the party it says? Its From, and under [auth] require its SPF, DKIM and DMARC."""
+        route = arrival.route
+        own = {comparable(address) for address in route.sender.sender_addresses}
+        strangers = [a for a in shown_senders(decoded_header(arrival.entity.first("from"))) if a not in own]
+        if strangers:
+            return Outcome(replies.NOT_YOUR_FROM(), "refused", "from_not_sender",
+                           f"From shows {self.labels(strangers[0])}, not an address of the sending party")
+        refusal = auth.refusal(arrival.auth, self.config.auth.require, seller=route.sender.role == SELLER)
+        if refusal is None:
+            return None
+        temporary, reason = refusal
+        if temporary:
+            return Outcome(replies.AUTH_UNAVAILABLE(reason=reason), "failed", "auth_unavailable", reason)
+        return Outcome(replies.AUTH_FAILED(reason=reason), "refused", "auth_failed", reason)
 
     def _act(self, arrival: Arrival, plan: Plan, facts: Facts, outgoing: Outgoing) -> Outcome:
         """Carry out the filters' judgement: a notice for a bounce, or the forward the rewrite made."""

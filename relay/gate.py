@@ -23,18 +23,24 @@ from aliases.queue import Queue
 from aliases.store import Store
 from filters.reading import comparable
 
-from . import replies
+from . import mime, replies
+from .auth import Authenticator, Results
 from .config import Config
 from .decide import NULL_SENDER, Decider
 from .delivery import BOUNCE_PREFIX
 from .downstream import Downstream
 from .logs import DECISIONS, AddressLabels
+from .sender import domain_of, shown_senders
+from .view import decoded_header
 
 log = logging.getLogger(__name__)
 
 
 class Gatekeeper:
-    def __init__(self, config: Config, store: Store, decider: Decider, queue: Queue, downstream: Downstream):
+    def __init__(self, config: Config, store: Store, decider: Decider, queue: Queue, downstream: Downstream,
+                 authenticator: Authenticator):
+        self.authenticator = authenticator
+        self.auth_mode = config.auth.require
         self.store = store
         self.decider = decider
         self.queue = queue
@@ -48,7 +54,8 @@ class Gatekeeper:
     async def handle_EHLO(self, server, session: Session, envelope: Envelope, hostname: str, responses: list[str]):
         # aiosmtpd 1.4.6 handles pipelined commands in order but does not say so.
         session.host_name = hostname
-        return responses[:-1] + ["250-PIPELINING", responses[-1]]
+        extra = ["250-PIPELINING"] + (["250-XFORWARD NAME ADDR PROTO HELO"] if getattr(server, "trusted", False) else [])
+        return responses[:-1] + extra + [responses[-1]]
 
     async def handle_RCPT(self, server, session: Session, envelope: Envelope, address: str, options: list[str]):
         local, _, domain = address.rpartition("@")
@@ -109,7 +116,7 @@ class Gatekeeper:
         if getattr(envelope, "report", None):
             return await self.downstream.handle(*envelope.report, envelope.original_content)
         lmtp = getattr(server, "lmtp", False)
-        decision = asyncio.ensure_future(self._decide_all(envelope, lmtp))
+        decision = asyncio.ensure_future(self._decide_all(server, envelope, lmtp))
         self.deciding.add(decision)
         decision.add_done_callback(self.deciding.discard)
         answers = await asyncio.shield(decision)
@@ -117,9 +124,10 @@ class Gatekeeper:
             return "\r\n".join(answers)  # RFC 2033 4.2: one reply per recipient, in order
         return _one_reply(answers)
 
-    async def _decide_all(self, envelope: Envelope, lmtp: bool) -> list[str]:
+    async def _decide_all(self, server, envelope: Envelope, lmtp: bool) -> list[str]:
         raw, sender = envelope.original_content, envelope.mail_from
-        answers = list(await asyncio.gather(*(self.decider.handle(route, raw, sender, envelope.smtp_utf8)
+        results = await self._authenticate(server, raw, sender)
+        answers = list(await asyncio.gather(*(self.decider.handle(route, raw, sender, envelope.smtp_utf8, results)
                                               for route in envelope.routes)))
         if not lmtp and any(a[:1] == "2" for a in answers) and any(a[:1] == "5" for a in answers):
             # One SMTP reply cannot say "yes for some": the 250 stands, and the sender hears of the others.
@@ -127,6 +135,19 @@ class Gatekeeper:
                 if answer[:1] == "5":
                     await self.decider.tell_refused(route, raw, sender, answer)
         return answers
+
+    async def _authenticate(self, server, raw: bytes, sender: str) -> Results | None:
+        """SPF, DKIM and DMARC once per message, whatever number of aliases it names."""
+        if self.auth_mode == "none":
+            return None
+        entity = mime.parse_head(raw)
+        shown = shown_senders(decoded_header(entity.first("from")))
+        try:
+            return await self.authenticator.check(raw, entity, server.client_address, server.client_helo, sender,
+                                                  domain_of(shown[0]) if shown else "")
+        except Exception:
+            log.exception("sender authentication failed")
+            return None
 
     async def handle_exception(self, error: Exception) -> str:
         # aiosmtpd's default answer is "500 Error: (Type) text": permanent, and it shows internals.

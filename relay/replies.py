@@ -21,6 +21,12 @@ class Reply:
 FORWARDED = Reply(250, "2.0.0", "Queued as {message_id}")
 RECIPIENT_OK = Reply(250, "2.1.5", "Recipient ok")
 
+XFORWARD_REFUSED = Reply(550, "5.7.0", "XFORWARD is accepted only from the relay's trusted peers")
+AUTH_FAILED = Reply(550, "5.7.26", "Message refused: {reason}")
+AUTH_UNAVAILABLE = Reply(451, "4.7.5", "The sender cannot be checked just now ({reason}); try again later")
+NOT_YOUR_FROM = Reply(
+    550, "5.7.1",
+    "Message refused: its From names an address the marketplace does not know for you; send as yourself")
 RELAY_DENIED = Reply(550, "5.7.1", "Relay access denied: this server only accepts mail for its own aliases")
 UNKNOWN_ALIAS = Reply(550, "5.1.1", "No such alias: check the address you are replying to")
 NOT_COUNTERPART = Reply(

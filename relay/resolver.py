@@ -41,7 +41,8 @@ class Resolver:
         self._resolver.timeout = min(config.timeout, 2.0)
         self._resolver.cache = dns.resolver.LRUCache(config.cache_size) if config.cache_size else None
 
-    async def _answer(self, name: str, kind: str):
+    async def answer(self, name: str, kind: str):
+        """The records of one kind (None if the name has none); DnsFailure for a missing name or a failure."""
         try:
             return await self._resolver.resolve(name, kind, search=False)
         except dns.resolver.NXDOMAIN:
@@ -56,7 +57,7 @@ class Resolver:
     async def exchangers(self, domain: str) -> list[Exchanger]:
         """The domain's mail hosts in the order to try (equal preferences shuffled); the domain itself if it has
         no MX; a null MX (RFC 7505) or a missing domain is a permanent failure."""
-        answer = await self._answer(domain, "MX")
+        answer = await self.answer(domain, "MX")
         if answer is None:
             return [Exchanger(domain, 0)]  # RFC 5321 5.1: the implicit MX
         found = [Exchanger(record.exchange.to_text().rstrip("."), record.preference) for record in answer]
@@ -70,7 +71,7 @@ class Resolver:
         found: list[str] = []
         for kind in ("A", "AAAA"):
             try:
-                answer = await self._answer(host, kind)
+                answer = await self.answer(host, kind)
             except DnsFailure as exc:
                 if exc.permanent:
                     return found
@@ -79,5 +80,5 @@ class Resolver:
         return found
 
     async def txt(self, name: str) -> list[str]:
-        answer = await self._answer(name, "TXT")
+        answer = await self.answer(name, "TXT")
         return [b"".join(record.strings).decode("utf-8", "replace") for record in answer or ()]

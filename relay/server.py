@@ -17,6 +17,7 @@ from aliases.queue import Queue
 from aliases.store import Store
 
 from . import replies, worker
+from .auth import Authenticator
 from .config import Config
 from .decide import Decider
 from .delivery import Delivery
@@ -60,14 +61,15 @@ class Relay:
                                  Notifier(config), self.signer)
         self.decider = Decider(config, self.store, self.queue, self.workers, self.delivery)
         self.gatekeeper = Gatekeeper(config, self.store, self.decider, self.queue,
-                                     Downstream(config, self.queue, self.workers, self.delivery))
+                                     Downstream(config, self.queue, self.workers, self.delivery),
+                                     Authenticator(config, self.resolver, self.workers))
         self.server: asyncio.AbstractServer | None = None
 
     def _session(self) -> RelaySession:
         server = self.config.server
         kind = LmtpSession if server.protocol == "lmtp" else RelaySession
         return kind(
-            self.gatekeeper, self.sessions,
+            self.gatekeeper, self.sessions, trusts=server.trusts,
             hostname=server.hostname, ident="marketplace-relay", data_size_limit=self.config.size_limit(),
             enable_SMTPUTF8=True, decode_data=False, timeout=server.session_timeout,
         )

@@ -13,6 +13,8 @@ _SIZE = re.compile(r"(?i)(?:^|\s)SIZE=(\d{1,20})(?=\s|$)")
 CRLF = b"\r\n"
 _END_OF_DATA = b"\r\n.\r\n"
 _BLOCK = 1 << 16
+_XFORWARD_ATTRIBUTES = frozenset({"NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE"})
+_XTEXT = re.compile(r"\+([0-9A-Fa-f]{2})")
 
 
 class Sessions:
@@ -42,14 +44,53 @@ class RelaySession(SMTP):
 
     lmtp = False
 
-    def __init__(self, handler, sessions: Sessions, **kwargs):
+    def __init__(self, handler, sessions: Sessions, trusts=lambda address: False, **kwargs):
         super().__init__(handler, **kwargs)
         self.receiving = False
         self.sessions = sessions
+        self._trusts = trusts
+        self.trusted = False
+        self.xforward: dict[str, str] = {}
+        """What a trusted MTA in front said of its own client (Postfix's XFORWARD)."""
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self.sessions.add(self)
+        peer = transport.get_extra_info("peername")
+        self.trusted = bool(peer) and self._trusts(peer[0])
+
+    @property
+    def client_address(self) -> str:
+        """The address the message came from: the peer's, or its client's when a trusted MTA forwards."""
+        return self.xforward.get("ADDR") or (self.session.peer[0] if self.session and self.session.peer else "")
+
+    @property
+    def client_helo(self) -> str:
+        return self.xforward.get("HELO") or (self.session.host_name or "" if self.session else "")
+
+    @syntax("XFORWARD attribute=value ...")
+    async def smtp_XFORWARD(self, arg: str) -> None:
+        """Postfix's XFORWARD (smtp_send_xforward_command): believed from [server] trusted_peers only."""
+        if not self.trusted:
+            await self.push(replies.XFORWARD_REFUSED())
+            return
+        if self.envelope.mail_from is not None:
+            await self.push("503 5.5.1 Error: XFORWARD inside a transaction")
+            return
+        for attribute in (arg or "").split():
+            name, equals, value = attribute.partition("=")
+            name = name.upper()
+            if not equals or name not in _XFORWARD_ATTRIBUTES:
+                await self.push("501 5.5.4 Error: bad XFORWARD attribute")
+                return
+            value = _XTEXT.sub(lambda m: chr(int(m.group(1), 16)), value)
+            if value.upper() in ("[UNAVAILABLE]", "[TEMPUNAVAIL]"):
+                self.xforward.pop(name, None)
+                continue
+            if name == "ADDR" and value.upper().startswith("IPV6:"):
+                value = value[5:]
+            self.xforward[name] = value
+        await self.push("250 2.0.0 Ok")
 
     def connection_lost(self, error) -> None:
         self.sessions.discard(self)

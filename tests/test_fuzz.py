@@ -76,6 +76,11 @@ class Generator:
         found = list(dict.fromkeys(_ADDRESS.findall(raw)))
         for index, address in enumerate(found):  # the seed's people become the parties
             raw = raw.replace(address, (sender if index % 2 == 0 else recipient).encode())
+        # Its From is the sender (the relay refuses a From that is not), under the display name it had.
+        raw = re.sub(rb"(?im)^from:(.*?)<[^>\n]*>", lambda m: b"From:" + m.group(1) + b"<" + sender.encode() + b">",
+                     raw, count=1)
+        if not re.search(rb"(?im)^from:.*@", raw):
+            raw = b"From: " + sender.encode() + b"\n" + re.sub(rb"(?im)^from:.*\n", b"", raw, count=1)
         if not raw.lower().startswith(b"message-id:") and pick.random() < 0.9:
             raw = f"Message-ID: <fuzz-{SEED}-{number}@{sender.split('@')[1]}>\n".encode() + raw
         mutations = [self._charset, self._subject, self._disguise, self._attachment, self._semicolons,

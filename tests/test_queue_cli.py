@@ -27,8 +27,7 @@ async def test_list_show_retry_and_drop(tmp_path):
             await send(relay, BUYER, opened.seller_alias,
                        crlf(f"From: {BUYER}\nSubject: {subject}\nMessage-ID: <{subject}@example.com>\n\nHello\n"))
         config = config_file(tmp_path, hop)
-        await eventually(lambda: all(w["attempts"] for w in _waiting(config)) and len(_waiting(config)) == 2,
-                         what="two messages that tried once")
+        await eventually(lambda: _tried(relay), timeout=30, what="two messages that tried once")
         listed = _waiting(config)
         assert [w["kind"] for w in listed] == ["forward", "forward"]
         assert all(w["recipient"] == SELLER and w["conversation"] == opened.conversation_id for w in listed)
@@ -55,6 +54,13 @@ async def test_list_show_retry_and_drop(tmp_path):
         await relay.stop()
         if sink is not None:
             await sink.stop()
+
+
+def _tried(relay) -> bool:
+    """Both queued messages have had an attempt (read from the store file, without awaiting)."""
+    import sqlite3
+    with sqlite3.connect(relay.config.database_url().removeprefix("sqlite:///")) as db:
+        return db.execute("SELECT count(*) FROM outgoing WHERE attempts > 0").fetchone()[0] == 2
 
 
 def _waiting(config: str) -> list[dict]:
