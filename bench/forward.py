@@ -177,8 +177,11 @@ async def run(args, tmp: Path) -> dict:
         f'[server]\nhost = "127.0.0.1"\nport = {port}\nworkers = {args.workers}\nshutdown_grace = 5\n'
         f'[delivery]\nsmarthost = "127.0.0.1:{sink_port}"\n[database]\nurl = "{database_url}"\n'
         f'[aliases]\ndomain = "relay.test"\n[log]\nformat = "json"\nlevel = "WARNING"\n{dkim}'
-        # Every benchmark message is unsolicited; the over-messaging rule would bounce all but two.
-        '[filters.frequency]\nenabled = false\n')
+        # Every benchmark message is unsolicited; the over-messaging rule would bounce all but two,
+        # and the hourly limits would defer most: a benchmark is a flood by design.
+        '[filters.frequency]\nenabled = false\n'
+        '[limits]\nmessages_per_hour_per_party = 10000000\nmessages_per_hour_per_conversation = 10000000\n'
+        'max_connections_per_client = 1000\n')
     cli = [sys.executable, "-m", "relay.cli", "--config", str(config)]
     if not database_url.startswith("sqlite"):
         upgraded = subprocess.run([*cli, "db", "upgrade"], capture_output=True, text=True, timeout=DEADLINE, cwd=tmp)

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,15 +27,11 @@ import time
 from pathlib import Path
 
 import aiosmtplib
+from common import free_port, listening
 
 BUYER, SELLER = "ann@example.com", "shop@seller-shop.example"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def lines(text: str, width: int = 300) -> str:
@@ -99,7 +94,8 @@ async def main() -> None:
     port, hop = free_port(), free_port()
     (folder / "relay.toml").write_text(
         f'[server]\nport = {port}\n[delivery]\nsmarthost = "127.0.0.1:{hop}"\ntimeout = 300\n'
-        f'[database]\nurl = "sqlite:///relay.db"\n[log]\nlevel = "WARNING"\n')
+        f'[database]\nurl = "sqlite:///relay.db"\n[log]\nlevel = "WARNING"\n'
+        f'[limits]\nmax_connections_per_client = 1000\n')
     relay_cmd = [sys.executable, "-m", "relay.cli", "--config", str(folder / "relay.toml")]
     if shutil.which("smtp-sink"):
         sink = subprocess.Popen(["smtp-sink", "-u", "nobody", f"127.0.0.1:{hop}", "100"], stdout=subprocess.DEVNULL)
@@ -109,12 +105,7 @@ async def main() -> None:
                                        capture_output=True, text=True, check=True).stdout)
     relay = subprocess.Popen(relay_cmd + ["serve"], stderr=subprocess.DEVNULL)
     try:
-        for _ in range(600):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                await asyncio.sleep(0.05)
+        await listening(port)
         await asyncio.sleep(1.0)  # the workers warm up
         idle, processes = tree_rss(relay.pid)
         kinds = ["nfkc", "tags", "tree", "text", "attachment"]

@@ -82,6 +82,29 @@ class LimitsConfig(Section):
     """Address space of a worker process (0: no limit)."""
     worker_recycle_mb: int = Field(256, ge=0)
     """A worker holding more resident memory than this after a message is replaced (0: never)."""
+    max_connections: int = Field(1000, ge=1)
+    """Connections at once; past it: 421 4.3.2 (the process's own file limit is raised to allow them)."""
+    max_connections_per_client: int = Field(20, ge=1)
+    """Connections at once from one address; past it: 421 4.7.0, and a second address is still served."""
+    max_session_seconds: float = Field(1800.0, gt=0)
+    """A session's whole life, however busy (a client sending a byte a second, or NOOP for ever)."""
+    max_commands_per_session: int = Field(500, ge=1)
+    """Times one command may be given in a session (aiosmtpd's call limit); past it: 421 4.7.0."""
+    max_errors_per_session: int = Field(20, ge=1)
+    """5xx replies in a session before it is closed with 421 4.7.0."""
+    max_transactions_per_session: int = Field(100, ge=1)
+    max_header_fields: int = Field(500, ge=1)
+    max_header_bytes: int = Field(256 * 1024, ge=1024)
+    """The top-level header block; past either header limit: 552 5.3.4."""
+    messages_per_hour_per_party: int = Field(500, ge=1)
+    """Messages a sending party may have accepted in an hour (all its conversations); past it: 451 4.7.1."""
+    messages_per_hour_per_conversation: int = Field(100, ge=1)
+    max_refused_recipients: int = Field(5, ge=1)
+    """Refused RCPTs (an unknown alias, a sender who is not its counterpart) per client address or alias
+    in refused_recipients_window seconds; then every RCPT there gets the same 450 4.7.1 for
+    refused_recipients_block seconds, so RCPT cannot tell a guessed counterpart from a wrong one."""
+    refused_recipients_window: float = Field(600.0, gt=0)
+    refused_recipients_block: float = Field(900.0, gt=0)
 
 
     def cpu_seconds(self, size: int) -> float:

@@ -36,6 +36,7 @@ from . import auth, mime, replies
 from .auth import Results
 from .config import Config
 from .delivery import Delivery, bounce_address, new_token
+from .limits import Rates
 from .logs import DECISIONS, AddressLabels
 from .mime import MalformedMessage
 from .names import display_name
@@ -110,7 +111,9 @@ def message_identity(arrival: Arrival) -> str:
 
 
 class Decider:
-    def __init__(self, config: Config, store: Store, queue: Queue, workers: WorkerPool, delivery: Delivery):
+    def __init__(self, config: Config, store: Store, queue: Queue, workers: WorkerPool, delivery: Delivery,
+                 rates: Rates):
+        self.rates = rates
         self.config = config
         self.store = store
         self.queue = queue
@@ -201,6 +204,10 @@ class Decider:
         if earlier:
             return Outcome(replies.ALREADY_HANDLED(reply=earlier), "duplicate", "retry",
                            "the same message was accepted before; not again")
+        # Counted only now: a forger refused above, or a client's retry, uses up nobody's hour.
+        over = self.rates.over(route.sender.address, route.conversation_id)
+        if over:
+            return Outcome(replies.TOO_MANY_MESSAGES(what=over), "failed", "rate_limited", f"too many {over}")
         facts = self._facts(route, links, activity)
         plan = self._plan(route, ids, links, arrival)
         try:

@@ -29,6 +29,7 @@ from .config import Config
 from .decide import NULL_SENDER, Decider
 from .delivery import BOUNCE_PREFIX
 from .downstream import Downstream
+from .limits import Strikes
 from .logs import DECISIONS, AddressLabels
 from .sender import domain_of, shown_senders
 from .view import decoded_header
@@ -38,8 +39,10 @@ log = logging.getLogger(__name__)
 
 class Gatekeeper:
     def __init__(self, config: Config, store: Store, decider: Decider, queue: Queue, downstream: Downstream,
-                 authenticator: Authenticator):
+                 authenticator: Authenticator, strikes: Strikes):
         self.authenticator = authenticator
+        self.strikes = strikes
+        self.limits = config.limits
         self.auth_mode = config.auth.require
         self.store = store
         self.decider = decider
@@ -58,10 +61,16 @@ class Gatekeeper:
         return responses[:-1] + extra + [responses[-1]]
 
     async def handle_RCPT(self, server, session: Session, envelope: Envelope, address: str, options: list[str]):
+        client = getattr(server, "client_address", "")
+        if self.strikes.blocked_for(client, address.lower()):
+            self.strikes.summary.count("refused_recipients", client)
+            return str(replies.TOO_MANY_GUESSES)  # the same for every recipient, right or wrong
         local, _, domain = address.rpartition("@")
         if local.lower().startswith(BOUNCE_PREFIX) and domain.lower() == self.domain:
             return await self._report_recipient(envelope, address, local[len(BOUNCE_PREFIX):].lower())
         reply, route = await self._recipient_verdict(envelope, address)
+        if reply in (replies.UNKNOWN_ALIAS, replies.NOT_COUNTERPART):
+            self.strikes.strike(client, address.lower() if route is not None else None)
         if reply is not replies.RECIPIENT_OK:
             # An outside address may be somebody's real one; an alias is safe to show.
             at_home = address.lower().endswith("@" + self.domain)
@@ -126,6 +135,12 @@ class Gatekeeper:
 
     async def _decide_all(self, server, envelope: Envelope, lmtp: bool) -> list[str]:
         raw, sender = envelope.original_content, envelope.mail_from
+        head = mime.parse_head(raw)
+        over = ("more than %d fields" % self.limits.max_header_fields if len(head.fields) > self.limits.max_header_fields
+                else "more than %d bytes" % self.limits.max_header_bytes
+                if len(head.header_block) > self.limits.max_header_bytes else None)
+        if over:
+            return [replies.HEADER_TOO_BIG(what=over)] * len(envelope.routes)
         results = await self._authenticate(server, raw, sender)
         answers = list(await asyncio.gather(*(self.decider.handle(route, raw, sender, envelope.smtp_utf8, results)
                                               for route in envelope.routes)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 
 from aliases import database
 from aliases.queue import Queue
@@ -23,6 +24,8 @@ from .decide import Decider
 from .delivery import Delivery
 from .downstream import Downstream
 from .gate import Gatekeeper
+from .limits import Connections, Rates, Strikes, Summary
+from .logs import AddressLabels
 from .nexthop import NextHops
 from .notices import Notifier
 from .resolver import Resolver
@@ -48,6 +51,8 @@ class Relay:
         self.store = Store(self.engine, config.aliases.domain)
         self.sessions = Sessions()
         limits = config.limits
+        self.summary = Summary(AddressLabels(config.log.real_addresses))
+        self.connections = Connections(limits, self.summary)
         dkim = (self.signer.domain, self.signer.selector, self.signer.key_pem) if self.signer else None
         self.workers = WorkerPool(
             config.server.workers or os.cpu_count() or 1,
@@ -59,28 +64,32 @@ class Relay:
         self.resolver = Resolver(config.dns)
         self.delivery = Delivery(config, self.queue, NextHops(config.delivery, config.server.hostname, self.resolver),
                                  Notifier(config), self.signer)
-        self.decider = Decider(config, self.store, self.queue, self.workers, self.delivery)
+        self.decider = Decider(config, self.store, self.queue, self.workers, self.delivery, Rates(limits))
         self.gatekeeper = Gatekeeper(config, self.store, self.decider, self.queue,
                                      Downstream(config, self.queue, self.workers, self.delivery),
-                                     Authenticator(config, self.resolver, self.workers))
+                                     Authenticator(config, self.resolver, self.workers), Strikes(limits, self.summary))
         self.server: asyncio.AbstractServer | None = None
 
     def _session(self) -> RelaySession:
         server = self.config.server
         kind = LmtpSession if server.protocol == "lmtp" else RelaySession
         return kind(
-            self.gatekeeper, self.sessions, trusts=server.trusts,
+            self.gatekeeper, self.sessions, trusts=server.trusts, limits=self.config.limits,
+            connections=self.connections,
             hostname=server.hostname, ident="marketplace-relay", data_size_limit=self.config.size_limit(),
             enable_SMTPUTF8=True, decode_data=False, timeout=server.session_timeout,
+            command_call_limit=self.config.limits.max_commands_per_session,
         )
 
     async def start(self) -> None:
+        _raise_file_limit(self.config.limits.max_connections)
         await database.prepare(self.engine, self.config.database_url())
         await self.workers.start()
         await self.queue.start()
         await self.delivery.start()
         self.server = await asyncio.get_running_loop().create_server(
             self._session, host=self.config.server.host, port=self.config.server.port,
+            backlog=1024,  # a burst of connections waits in the kernel instead of retrying SYNs for seconds
         )
         if self.signer is None:
             log.warning("DKIM signing is off: set [dkim] key_file (relay dkim keygen writes one)")
@@ -129,4 +138,16 @@ class Relay:
         await self.queue.close()
         await self.workers.close()
         await self.engine.dispose()
+        self.summary.flush()
         log.info("stopped")
+
+
+def _raise_file_limit(connections: int) -> None:
+    """Room for max_connections sockets, plus the store's, the workers' and the next hops'."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + 256
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard) if hard != resource.RLIM_INFINITY else wanted,
+                                                    hard))
+        if min(wanted, hard) < wanted:
+            log.warning("the file limit is below [limits] max_connections", extra={"limit": hard})

@@ -3,11 +3,14 @@ and reading DATA in blocks rather than lines. LMTP (RFC 2033) is the same with L
 from __future__ import annotations
 
 import asyncio
+import collections
 import re
 
 from aiosmtpd.smtp import SMTP, syntax
 
 from . import replies
+from .config import LimitsConfig
+from .limits import Connections
 
 _SIZE = re.compile(r"(?i)(?:^|\s)SIZE=(\d{1,20})(?=\s|$)")
 CRLF = b"\r\n"
@@ -44,7 +47,11 @@ class RelaySession(SMTP):
 
     lmtp = False
 
-    def __init__(self, handler, sessions: Sessions, trusts=lambda address: False, **kwargs):
+    def __init__(self, handler, sessions: Sessions, trusts=lambda address: False, limits: LimitsConfig | None = None,
+                 connections: Connections | None = None, **kwargs):
+        # aiosmtpd keeps command_size_limits on the class, so one client's EHLO would raise the
+        # command-length limit of every other session: each session gets its own.
+        self.command_size_limits = collections.defaultdict(lambda: self.command_size_limit)
         super().__init__(handler, **kwargs)
         self.receiving = False
         self.sessions = sessions
@@ -52,12 +59,35 @@ class RelaySession(SMTP):
         self.trusted = False
         self.xforward: dict[str, str] = {}
         """What a trusted MTA in front said of its own client (Postfix's XFORWARD)."""
+        self.limits = limits or LimitsConfig()
+        self.connections = connections
+        self.admitted: str | None = None
+        self.errors = 0
+        self.transactions = 0
+        self._lifetime: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        self.sessions.add(self)
         peer = transport.get_extra_info("peername")
-        self.trusted = bool(peer) and self._trusts(peer[0])
+        client = peer[0] if peer else ""
+        over = self.connections.admit(client) if self.connections is not None else None
+        if over:
+            # Before the greeting, and without a log line of its own (relay/limits.py sums them up).
+            self.close_with(replies.BUSY() if over == "connections" else replies.TOO_MANY_CONNECTIONS())
+            return
+        self.admitted = client
+        self.sessions.add(self)
+        self.trusted = bool(peer) and self._trusts(client)
+        self._lifetime = self.loop.call_later(self.limits.max_session_seconds, self.close_with,
+                                              replies.SESSION_TOO_LONG())
+
+    async def push(self, status) -> None:
+        await super().push(status)
+        text = status if isinstance(status, str) else status.decode("ascii", "replace")
+        if text[:1] == "5":
+            self.errors += 1
+            if self.errors >= self.limits.max_errors_per_session:
+                self.close_with(replies.TOO_MANY_ERRORS())
 
     @property
     def client_address(self) -> str:
@@ -94,6 +124,11 @@ class RelaySession(SMTP):
 
     def connection_lost(self, error) -> None:
         self.sessions.discard(self)
+        if self._lifetime is not None:
+            self._lifetime.cancel()
+        if self.admitted is not None and self.connections is not None:
+            self.connections.release(self.admitted)
+            self.admitted = None
         super().connection_lost(error)
 
     # The overrides keep aiosmtpd's @syntax, which HELP lists commands by.
@@ -101,6 +136,10 @@ class RelaySession(SMTP):
     async def smtp_MAIL(self, arg: str | None) -> None:
         # aiosmtpd refuses an oversized SIZE itself, but without an enhanced
         # status code; answer first, in the relay's words (RFC 1870, RFC 3463).
+        if arg and ("\x00" in arg or (not arg.isascii() and "SMTPUTF8" not in arg.upper())):
+            # 8-bit addresses are for SMTPUTF8 (RFC 6531); a NUL is never part of one.
+            await self.push(replies.BAD_SENDER(why="a NUL or 8-bit byte without SMTPUTF8"))
+            return
         size = _SIZE.search(arg or "")
         if (size and self.session.extended_smtp and self.envelope.mail_from is None
                 and int(size.group(1)) > (self.data_size_limit or 0) > 0):
@@ -117,6 +156,10 @@ class RelaySession(SMTP):
             return
         if arg:
             await self.push("501 5.5.4 Syntax: DATA")
+            return
+        self.transactions += 1
+        if self.transactions > self.limits.max_transactions_per_session:
+            self.close_with(replies.TOO_MANY_TRANSACTIONS())
             return
         # Stays set until the reply to the data has been written, so shutdown
         # never cuts in between a message's arrival and its answer.

@@ -242,6 +242,15 @@ async def relay(tmp_path, sink, relay_sections, database_url):
     await r.stop()
 
 
+@pytest.fixture
+async def limited(tmp_path, sink, request):
+    """A relay with the limits the test asks for (indirect parametrisation)."""
+    relay = Relay(make_config(tmp_path, sink.port, limits=request.param))
+    await relay.start()
+    yield relay
+    await relay.stop()
+
+
 async def open_conversation(relay: Relay, **kwargs) -> OpenedConversation:
     args = {"buyer": BUYER, "seller": SELLER, "order_id": "A-1001", **kwargs}
     return await relay.store.open_conversation(args.pop("buyer"), args.pop("seller"), **args)

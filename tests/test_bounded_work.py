@@ -12,11 +12,10 @@ import signal
 
 import aiosmtplib
 import pytest
-from conftest import BUYER, SELLER, crlf, eventually, make_config, open_conversation, send, settled
+from conftest import BUYER, SELLER, crlf, eventually, open_conversation, send, settled
 from test_lifecycle import start_relay_process, write_config
 
 from relay import mime, params
-from relay.server import Relay
 
 
 async def answer(relay, sender, recipient, message: bytes) -> tuple[int, str]:
@@ -24,15 +23,6 @@ async def answer(relay, sender, recipient, message: bytes) -> tuple[int, str]:
         return 250, await send(relay, sender, recipient, message)
     except aiosmtplib.SMTPResponseException as exc:
         return exc.code, exc.message
-
-
-@pytest.fixture
-async def limited(tmp_path, sink, request):
-    """A relay with the limits the test asks for (indirect parametrisation)."""
-    relay = Relay(make_config(tmp_path, sink.port, limits=request.param))
-    await relay.start()
-    yield relay
-    await relay.stop()
 
 
 # -- 11.3: linear time, and a CPU limit for the rest ------------------------------------------

@@ -29,6 +29,7 @@ def write_config(tmp_path, name: str, sink_port: int, database_url: str, lease: 
         f'[server]\nport = {free_port()}\nworkers = 1\nshutdown_grace = 5\nnode = "{name}"\n'
         f'[delivery]\nsmarthost = "127.0.0.1:{sink_port}"\nretry_base = 0.2\nretry_cap = 1\npoll_seconds = 0.1\n'
         f'lease_seconds = {lease}\ntimeout = 10\n'
+        f'[limits]\nmessages_per_hour_per_party = 100000\nmessages_per_hour_per_conversation = 100000\n'
         f'[aliases]\ndomain = "relay.test"\n[database]\nurl = "{database_url}"\n[log]\nlevel = "WARNING"\n')
     return str(path)
 

@@ -183,7 +183,8 @@ def _dump(number: int, sent: bytes, delivered: bytes) -> None:
 
 @pytest.fixture
 async def fuzz_relay(tmp_path, sink):
-    relay = Relay(make_config(tmp_path, sink.port, server={"workers": 2}))
+    relay = Relay(make_config(tmp_path, sink.port, server={"workers": 2}, limits={
+        "messages_per_hour_per_party": 100_000, "messages_per_hour_per_conversation": 100_000}))
     await relay.start()
     yield relay
     await relay.stop()
