@@ -69,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     keygen.add_argument("--selector", default=None, help="default: [dkim] selector")
     keygen.add_argument("--out", metavar="PATH", help="default: [dkim] key_file, else dkim-SELECTOR.key")
 
+    tls = commands.add_parser("tls", parents=[common], help="STARTTLS certificates").add_subparsers(
+        dest="action", required=True)
+    selfsigned = tls.add_parser("selfsigned", parents=[common], help="write a self-signed pair for development")
+    selfsigned.add_argument("--cert", metavar="PATH", help="default: [server] tls_cert, else tls-cert.pem")
+    selfsigned.add_argument("--key", metavar="PATH", help="default: [server] tls_key, else tls-key.pem")
+    selfsigned.add_argument("--hostname", help="default: [server] hostname")
+
     optout = commands.add_parser("optout", parents=[common], help="a buyer's opt-out from unsolicited messages")
     optout_actions = optout.add_subparsers(dest="action", required=True)
     for action in ("add", "remove"):

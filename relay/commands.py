@@ -59,10 +59,11 @@ def _print_json(value, indent: int | None = None) -> None:
 async def _serve(config: Config) -> None:
     from .server import Relay
     from .signing import SigningKeyError
+    from .tls import TlsError
 
     try:
         relay = Relay(config)
-    except SigningKeyError as exc:
+    except (SigningKeyError, TlsError) as exc:
         raise BadSetup(str(exc)) from None
     try:
         await relay.start()
@@ -76,6 +77,7 @@ async def _serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, relay.reload)
     await stop.wait()
     await relay.stop()
 
@@ -166,8 +168,24 @@ def _keygen(args: argparse.Namespace, config: Config) -> None:
     print(txt_record(config.aliases.domain, selector, public))
 
 
+def _selfsigned(args: argparse.Namespace, config: Config) -> None:
+    from .tls import write_pair
+
+    cert = Path(args.cert) if args.cert else config.relative(config.server.tls_cert or "tls-cert.pem")
+    key = Path(args.key) if args.key else config.relative(config.server.tls_key or "tls-key.pem")
+    hostname = args.hostname or config.server.hostname
+    try:
+        write_pair(cert, key, hostname)
+    except FileExistsError as exc:
+        raise Failure(f"{exc} exists; remove it or name another with --cert/--key") from None
+    print(f"# wrote {cert} and {key} (the key mode 0600), self-signed for {hostname}, for development only;")
+    print(f"# in relay.toml: [server] tls_cert = \"{cert}\", tls_key = \"{key}\"")
+
+
 def run(args: argparse.Namespace, config: Config) -> None:
-    if args.command == "queue":
+    if args.command == "tls":
+        _selfsigned(args, config)
+    elif args.command == "queue":
         _queue(args, config)
     elif args.command == "dkim":
         _keygen(args, config)

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from filters.settings import FiltersConfig
 
@@ -46,6 +46,21 @@ class ServerConfig(Section):
     """Addresses or networks (127.0.0.1, 10.0.0.0/8) of MTAs in front, whose XFORWARD the relay believes."""
     node: str = ""
     """This node's name in the shared queue's claims; empty: HOSTNAME:PORT. Keep it the same across restarts."""
+    tls_cert: str = ""
+    """PEM certificate (chain) offered with STARTTLS, relative to the config file; empty: no STARTTLS.
+    `relay tls selfsigned` writes a development pair; SIGHUP reads the files again."""
+    tls_key: str = ""
+    """Its PEM private key."""
+    require_tls: bool = False
+    """Refuse MAIL (530 5.7.0) until the client has started TLS; needs tls_cert."""
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerConfig:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together: give both, or neither")
+        if self.require_tls and not self.tls_cert:
+            raise ValueError("require_tls needs tls_cert and tls_key")
+        return self
 
     @field_validator("trusted_peers")
     @classmethod
@@ -292,6 +307,8 @@ def _describe(error: dict) -> str:
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown key" if section else f"[{where}]: unknown section"
     message = error["msg"].removeprefix("Value error, ")
+    if len(loc) == 1 and error["type"] == "value_error":  # a rule over several keys of one table
+        return f"[{loc[0]}]: {message}"
     return f"{where}: {message} (got {error.get('input')!r})"
 
 

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import uuid
 
-from aiosmtpd.smtp import Envelope, Session
+from aiosmtpd.smtp import Envelope, Session, TLSSetupException
 
 from aliases.queue import Queue
 from aliases.store import Store
@@ -166,6 +166,10 @@ class Gatekeeper:
 
     async def handle_exception(self, error: Exception) -> str:
         # aiosmtpd's default answer is "500 Error: (Type) text": permanent, and it shows internals.
+        if isinstance(error, TLSSetupException):
+            # Scanners and old clients fail handshakes all day: a line, not a traceback. aiosmtpd closes.
+            log.info("TLS handshake failed", extra={"reason": str(error.__cause__ or error)[:200]})
+            return replies.TLS_FAILED()
         ref = uuid.uuid4().hex[:12]
         log.error("session error", exc_info=error, extra={"ref": ref})
         return replies.INTERNAL_ERROR(ref=ref)

@@ -66,3 +66,5 @@ TOO_MANY_GUESSES = Reply(450, "4.7.1", "Too many refused recipients from here; t
 TOO_MANY_MESSAGES = Reply(451, "4.7.1", "Too many {what} this hour; try again later")
 HEADER_TOO_BIG = Reply(552, "5.3.4", "Message refused: its header is over the limit ({what})")
 BAD_SENDER = Reply(501, "5.1.7", "Bad sender address: {why}")
+TLS_FIRST = Reply(530, "5.7.0", "Must issue a STARTTLS command first")
+TLS_FAILED = Reply(454, "4.7.0", "TLS not available due to temporary reason")

@@ -31,6 +31,7 @@ from .notices import Notifier
 from .resolver import Resolver
 from .session import LmtpSession, RelaySession, Sessions
 from .signing import Signer, read_signer
+from .tls import Certificates, describe
 from .workers import Limits, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,18 @@ def load_signer(config: Config) -> Signer | None:
     return read_signer(config.aliases.domain, config.dkim.selector, config.relative(config.dkim.key_file))
 
 
+def load_certificates(config: Config) -> Certificates | None:
+    """The STARTTLS pair from [server], or None; raises TlsError for a pair that cannot be used."""
+    if not config.server.tls_cert:
+        return None
+    return Certificates(config.relative(config.server.tls_cert), config.relative(config.server.tls_key))
+
+
 class Relay:
     def __init__(self, config: Config):
         self.config = config
         self.signer = load_signer(config)
+        self.certificates = load_certificates(config)
         self.engine = database.create_engine(config.database_url())
         self.store = Store(self.engine, config.aliases.domain)
         self.sessions = Sessions()
@@ -75,7 +84,8 @@ class Relay:
         kind = LmtpSession if server.protocol == "lmtp" else RelaySession
         return kind(
             self.gatekeeper, self.sessions, trusts=server.trusts, limits=self.config.limits,
-            connections=self.connections,
+            connections=self.connections, require_tls=server.require_tls,
+            tls_context=self.certificates.context if self.certificates else None,
             hostname=server.hostname, ident="marketplace-relay", data_size_limit=self.config.size_limit(),
             enable_SMTPUTF8=True, decode_data=False, timeout=server.session_timeout,
             command_call_limit=self.config.limits.max_commands_per_session,
@@ -91,11 +101,20 @@ class Relay:
             self._session, host=self.config.server.host, port=self.config.server.port,
             backlog=1024,  # a burst of connections waits in the kernel instead of retrying SYNs for seconds
         )
+        if self.certificates is None:
+            log.warning("STARTTLS is off: set [server] tls_cert and tls_key (relay tls selfsigned writes a pair)")
+        else:
+            log.info("STARTTLS on", extra=describe(self.certificates.cert))
         if self.signer is None:
             log.warning("DKIM signing is off: set [dkim] key_file (relay dkim keygen writes one)")
         log.info("listening", extra={"address": self.address, "domain": self.config.aliases.domain,
                                       "protocol": self.config.server.protocol,
                                       "next_hop": self.config.delivery.smarthost or "MX"})
+
+    def reload(self) -> None:
+        """SIGHUP: read the TLS certificate and key again; sessions that start after this use them."""
+        if self.certificates is not None:
+            self.certificates.reload()
 
     @property
     def address(self) -> str:

@@ -48,7 +48,7 @@ class RelaySession(SMTP):
     lmtp = False
 
     def __init__(self, handler, sessions: Sessions, trusts=lambda address: False, limits: LimitsConfig | None = None,
-                 connections: Connections | None = None, **kwargs):
+                 connections: Connections | None = None, require_tls: bool = False, **kwargs):
         # aiosmtpd keeps command_size_limits on the class, so one client's EHLO would raise the
         # command-length limit of every other session: each session gets its own.
         self.command_size_limits = collections.defaultdict(lambda: self.command_size_limit)
@@ -60,6 +60,8 @@ class RelaySession(SMTP):
         self.xforward: dict[str, str] = {}
         """What a trusted MTA in front said of its own client (Postfix's XFORWARD)."""
         self.limits = limits or LimitsConfig()
+        self.require_tls = require_tls
+        """Checked at MAIL, in the relay's words; aiosmtpd's own require_starttls answers without a status code."""
         self.connections = connections
         self.admitted: str | None = None
         self.errors = 0
@@ -67,6 +69,13 @@ class RelaySession(SMTP):
         self._lifetime: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
+        if self._original_transport is not None:
+            # aiosmtpd calls this again once STARTTLS is done: the session starts over (RFC 3207 4.2),
+            # unencrypted bytes that were pipelined behind STARTTLS are discarded, and what a peer
+            # said before TLS (XFORWARD) is forgotten. The connection was admitted already.
+            super().connection_made(transport)
+            self.xforward = {}
+            return
         super().connection_made(transport)
         peer = transport.get_extra_info("peername")
         client = peer[0] if peer else ""
@@ -139,6 +148,9 @@ class RelaySession(SMTP):
         if arg and ("\x00" in arg or (not arg.isascii() and "SMTPUTF8" not in arg.upper())):
             # 8-bit addresses are for SMTPUTF8 (RFC 6531); a NUL is never part of one.
             await self.push(replies.BAD_SENDER(why="a NUL or 8-bit byte without SMTPUTF8"))
+            return
+        if self.require_tls and self._tls_protocol is None:
+            await self.push(replies.TLS_FIRST())
             return
         size = _SIZE.search(arg or "")
         if (size and self.session.extended_smtp and self.envelope.mail_from is None

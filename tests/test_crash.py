@@ -14,6 +14,7 @@ import re
 import signal
 import sys
 from collections import Counter
+from pathlib import Path
 
 import aiosmtplib
 import pytest
@@ -37,15 +38,16 @@ def write_config(tmp_path, name: str, sink_port: int, database_url: str, lease: 
 class Node:
     """One `relay serve` process that can be killed and started again on the same config."""
 
-    def __init__(self, config: str):
+    def __init__(self, config: str, log: Path | None = None):
         self.config = config
+        self.log = log
         self.port = int(re.search(r"port = (\d+)", open(config).read()).group(1))
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "relay.cli", "--config", self.config, "--log-format", "json", "serve",
-            stderr=asyncio.subprocess.DEVNULL, cwd=ROOT)
+            stderr=open(self.log, "ab") if self.log else asyncio.subprocess.DEVNULL, cwd=ROOT)
         await eventually(self._listening, timeout=30, what="the relay listening")
 
     def _listening(self) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
 import logging
 import ssl
 
@@ -28,15 +27,12 @@ from conftest import (
     send,
     settled,
 )
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from dnsserver import DnsServer
 from test_filters import EXE, PDF
 
 from relay.server import Relay
 from relay.signing import new_key
+from relay.tls import server_context, write_pair
 
 SHOP = "orders@shop-mx.example"
 backend = both_backends  # a seller whose domain the test DNS server answers for
@@ -161,19 +157,8 @@ async def test_a_domain_without_mx_is_its_own_mail_host_and_one_that_does_not_ex
 
 
 def _self_signed(tmp_path) -> ssl.SSLContext:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sink.localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
-    (tmp_path / "sink.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "sink.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                          serialization.PrivateFormat.PKCS8,
-                                                          serialization.NoEncryption()))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tmp_path / "sink.pem", tmp_path / "sink.key")
-    return context
+    write_pair(tmp_path / "sink.pem", tmp_path / "sink.key", "sink.localhost")
+    return server_context(tmp_path / "sink.pem", tmp_path / "sink.key")
 
 
 async def test_starttls_is_used_when_the_next_hop_offers_it(tmp_path, database_url):
