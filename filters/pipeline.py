@@ -48,7 +48,7 @@ class Pipeline:
             return verdict.action == BOUNCE
 
         if self._applies("attachments", facts):
-            for verdict in attachments.check(view.attachments, self.config.attachments):
+            for verdict in attachments.check(view.attachments, self.config.attachments, view.wrapped):
                 if done("attachments", verdict):
                     return Judgement(tuple(trail))
         reading_rules = [rule for rule in CONTENT_RULES if self._applies(rule, facts)]

@@ -20,6 +20,20 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class WrappedFile:
+    """A file inside text (uuencode, yEnc, BinHex, pasted base64): an attachment to the attachment rule."""
+
+    container: str
+    """The id of the part whose text holds it."""
+    in_body: bool
+    """In the message's own text (the sender is told) rather than in a text attachment (that one is removed)."""
+    filename: str
+    wrapping: str
+    data: bytes | None
+    """None where the wrapping cannot be opened."""
+
+
+@dataclass(frozen=True)
 class MessageView:
     subject: str
     texts: tuple[str, ...]
@@ -28,6 +42,7 @@ class MessageView:
     """Decoded text/html bodies."""
     attachments: tuple[Attachment, ...]
     auto_submitted: bool = False
+    wrapped: tuple[WrappedFile, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -229,7 +229,10 @@ def _delimiters(body: bytes, boundary: bytes):
         while end < len(body) and body[end] in b" \t":
             end += 1
         if end < len(body) and body[end] not in b"\r\n":
-            continue  # "--boundary" followed by more text: not a delimiter
+            # "--boundary" and more on the line: RFC 2046 says it is not a delimiter, but readers that
+            # match the boundary as a prefix (and a nested boundary that extends this one) cut here.
+            raise MalformedMessage("a line in a multipart part starts like its boundary but is not one, "
+                                   "so mail programs would split the message differently")
         end += 2 if body[end:end + 2] == b"\r\n" else 1 if end < len(body) else 0
         start = found - (2 if body[found - 2:found] == b"\r\n" else 1 if found else 0)
         yield start, end, is_close
@@ -254,6 +257,9 @@ def split_multipart(body: bytes, boundary: bytes) -> Multipart | None:
         part_end = found[index + 1][0] if index + 1 < len(found) else len(body)
         multipart.delimiters.append(body[start:end])
         multipart.parts.append(body[end:part_end])
+    if not multipart.parts:
+        # Only a close delimiter: the relay would see no part, a reader that shows the preamble a message.
+        raise MalformedMessage("a multipart part has no parts, only a closing boundary")
     return multipart
 
 
@@ -283,8 +289,13 @@ class _Budget:
             raise MalformedMessage(f"the message has more than {MAX_PARTS} MIME parts")
 
 
-def tree(entity: Entity, part_id: str = "0", depth: int = 0, budget: _Budget | None = None) -> Part:
-    """Split an entity into its MIME tree, once. Never descends into message/rfc822 (see `embedded`)."""
+def tree(entity: Entity, part_id: str = "0", depth: int = 0, budget: _Budget | None = None,
+         boundaries: tuple[bytes, ...] = ()) -> Part:
+    """Split an entity into its MIME tree, once. Never descends into message/rfc822 (see `embedded`).
+
+    Where the relay and another reader (the stdlib, a mail client) could see different parts,
+    the message is refused rather than judged as one of them: see `_ambiguous`.
+    """
     if depth > MAX_DEPTH:
         raise MalformedMessage(f"MIME parts are nested more than {MAX_DEPTH} levels deep")
     budget = budget or _Budget()
@@ -294,12 +305,27 @@ def tree(entity: Entity, part_id: str = "0", depth: int = 0, budget: _Budget | N
     part = Part(entity, part_id, budget=budget)
     boundary = entity.content.boundary
     if boundary:
-        part.multipart = split_multipart(entity.body, to_utf8(boundary))
+        marker = to_utf8(boundary)
+        _ambiguous(entity.content, marker, boundaries)
+        part.multipart = split_multipart(entity.body, marker)
+        boundaries += (marker,)
     if part.multipart is not None:
         budget.take(len(part.multipart.parts))
-        part.children = [tree(parse_entity(child), f"{part_id}.{index + 1}", depth + 1, budget)
+        part.children = [tree(parse_entity(child), f"{part_id}.{index + 1}", depth + 1, budget, boundaries)
                          for index, child in enumerate(part.multipart.parts)]
     return part
+
+
+def _ambiguous(content: Content, boundary: bytes, enclosing: tuple[bytes, ...]) -> None:
+    """Refuses a multipart that readers could cut differently from the relay."""
+    if content.transfer_encoding not in IDENTITY_ENCODINGS:
+        # RFC 2045 6.4: a multipart is never encoded; some readers decode it anyway, others do not.
+        raise MalformedMessage(f"a multipart part is encoded as {content.transfer_encoding}, "
+                               "which mail programs read differently")
+    for outer in enclosing:
+        if boundary.startswith(outer) or outer.startswith(boundary):
+            raise MalformedMessage("one multipart boundary begins with another, "
+                                   "so mail programs would split the message differently")
 
 
 def embedded(part: Part, data: bytes, depth: int) -> Part:

@@ -261,24 +261,21 @@ def _rewrite_multipart(part: mime.Part, plan: Plan, depth: int) -> bytes:
         # No usable boundary: a client would show this as text, so scrub it as text.
         return _scrub_text(part.entity.body, part.entity.content.charset, False, plan)
     boundary = part.entity.content.boundary
-    delimiters, epilogue = multipart.delimiters, multipart.epilogue
+    delimiters = multipart.delimiters
+    marker = charsets.to_utf8(boundary)
     if "@" in boundary:
-        old, new = charsets.to_utf8(boundary), _renamed_boundary(boundary, plan).encode("ascii")
-        delimiters = [d.replace(old, new) for d in delimiters]
-        epilogue = epilogue.replace(old, new, 1)
+        old, marker = marker, _renamed_boundary(boundary, plan).encode("ascii")
+        delimiters = [d.replace(old, marker) for d in delimiters]
     kept = [(delimiter, child) for delimiter, child in zip(delimiters, part.children) if child.id not in plan.stripped]
-    preamble, epilogue = (_scrub_text(text, None, False, plan) for text in (multipart.preamble, epilogue))
-    # No reader shows the preamble or what follows the close delimiter; a line too long there just goes.
-    if _has_long_line(preamble):
-        preamble = b""
-    if _has_long_line(epilogue):
-        epilogue = epilogue.split(b"\n", 1)[0] + b"\n"
-    return mime.Multipart(
-        preamble=preamble,
-        delimiters=[delimiter for delimiter, _ in kept],
-        parts=[_rewrite_entity(child, PART_KEPT, plan, depth + 1) for _, child in kept],
-        epilogue=epilogue,
-    ).to_bytes()
+    # What stands before the first delimiter and after the close one is for no reader (RFC 2046 5.1.1),
+    # yet some show it, and the filters do not judge it: it goes. The close delimiter is always
+    # written, so a message that lacked one is read the same way by everyone after the relay.
+    parts = [_rewrite_entity(child, PART_KEPT, plan, depth + 1) for _, child in kept]
+    delimiters = [delimiter for delimiter, _ in kept]
+    if not parts:  # every part was removed: a multipart still has one (RFC 2046 5.1.1), empty
+        delimiters, parts = [b"--" + marker + mime.CRLF], [_header("Content-Type", "text/plain; charset=utf-8")]
+    return mime.Multipart(preamble=b"", delimiters=delimiters, parts=parts,
+                          epilogue=b"\r\n--" + marker + b"--\r\n").to_bytes()
 
 
 def _rewrite_embedded(part: mime.Part, data: bytes, plan: Plan, depth: int) -> bytes:
