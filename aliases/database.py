@@ -1,6 +1,7 @@
 """Engines and schema migrations. Alembic owns the schema; nothing calls create_all."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
@@ -77,7 +78,7 @@ async def upgrade(engine: AsyncEngine) -> None:
         await connection.run_sync(run)
 
 
-def _explained(url: str, exc: Exception) -> DatabaseError:
+def explained(url: str, exc: Exception) -> DatabaseError:
     # Driver errors differ per backend; name the store and the cause, on one line.
     return DatabaseError(f"database {safe_url(url)}: {type(exc).__name__}: {exc}".splitlines()[0])
 
@@ -87,23 +88,38 @@ async def migrate(engine: AsyncEngine, url: str) -> None:
     try:
         await upgrade(engine)
     except Exception as exc:
-        raise _explained(url, exc) from exc
+        raise explained(url, exc) from exc
 
 
 async def prepare(engine: AsyncEngine, url: str) -> None:
     """On SQLite, migrate by itself; elsewhere insist the operator ran `relay db upgrade`."""
     if is_sqlite(url):
+        _create_private(url)
         await migrate(engine, url)
         return
     try:
         current, head = await current_revision(engine), head_revision()
     except Exception as exc:
-        raise _explained(url, exc) from exc
+        raise explained(url, exc) from exc
     if current != head:
         raise DatabaseError(
             f"database {safe_url(url)} is at schema revision {current or 'none'}, this relay needs {head}: "
             "run `relay db upgrade`"
         )
+
+
+def _create_private(url: str) -> None:
+    """A new SQLite file is readable by its owner only: it holds every real address. SQLite gives
+    the -wal and -shm files the database's own mode."""
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise DatabaseError(f"database {safe_url(url)}: cannot create {path}: {exc.strerror or exc}") from None
 
 
 def safe_url(url: str) -> str:

@@ -8,6 +8,8 @@ import os
 import signal
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from aliases import database
 from aliases.addresses import InvalidAddress
 from aliases.queue import FORWARD, Queue
@@ -38,6 +40,8 @@ async def _with_store(config: Config, work):
         return await work(Store(engine, config.aliases.domain))
     except (database.DatabaseError, InvalidAddress, StoreError) as exc:
         raise Failure(str(exc)) from None
+    except SQLAlchemyError as exc:  # locked past the busy timeout, connection lost mid-command
+        raise Failure(str(database.explained(url, exc))) from None
     finally:
         await engine.dispose()
 
@@ -57,13 +61,14 @@ def _print_json(value, indent: int | None = None) -> None:
 
 
 async def _serve(config: Config) -> None:
+    from .logs import PseudonymKeyError
     from .server import Relay
     from .signing import SigningKeyError
     from .tls import TlsError
 
     try:
         relay = Relay(config)
-    except (SigningKeyError, TlsError) as exc:
+    except (SigningKeyError, TlsError, PseudonymKeyError) as exc:
         raise BadSetup(str(exc)) from None
     try:
         await relay.start()
@@ -90,6 +95,8 @@ async def _with_queue(config: Config, work):
         return await work(Queue(engine, "operator", config.delivery.lease_seconds))
     except database.DatabaseError as exc:
         raise Failure(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise Failure(str(database.explained(url, exc))) from None
     finally:
         await engine.dispose()
 

@@ -237,6 +237,10 @@ class LogConfig(Section):
     real_addresses: bool = False
     """Real addresses appear in logs only when an operator opts in."""
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    pseudonym_key: str | None = Field(default=None, min_length=32)
+    """The secret behind log pseudonyms; set the same value on every node for logs that match up."""
+    pseudonym_key_file: str = "log-pseudonym.key"
+    """Where the secret is kept when pseudonym_key is unset: generated, mode 0600, on first start."""
 
 
 class NoticesConfig(Section):

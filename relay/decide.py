@@ -119,7 +119,7 @@ class Decider:
         self.queue = queue
         self.workers = workers
         self.delivery = delivery
-        self.labels = AddressLabels(config.log.real_addresses)
+        self.labels = AddressLabels.of(config)
         self._in_flight: dict[str, asyncio.Future] = {}
 
     async def handle(self, route: Route, raw: bytes, envelope_from: str, smtputf8: bool,
@@ -165,7 +165,7 @@ class Decider:
             "sender_alias": route.sender_alias, "recipient_alias": route.recipient_alias,
             "sender": self.labels(route.sender.address), "recipient": self.labels(route.recipient.address),
             "size": len(arrival.raw), "size_out": outcome.size_out, "verdict": outcome.verdict, "rule": outcome.rule,
-            "reason": outcome.reason, "message_id": outcome.relay_message_id, "notice": outcome.notice,
+            "reason": self.labels.within(outcome.reason), "message_id": outcome.relay_message_id, "notice": outcome.notice,
             "trail": outcome.trail, "reply": outcome.reply, "duration_ms": round((time.monotonic() - started) * 1000, 1),
         })
         return outcome.reply

@@ -64,7 +64,7 @@ class Delivery:
         self.hops = hops
         self.notifier = notifier
         self.signer = signer
-        self.labels = AddressLabels(config.log.real_addresses)
+        self.labels = AddressLabels.of(config)
         self._wake = asyncio.Event()
         self._busy: set[asyncio.Task] = set()
         self._runner: asyncio.Task | None = None
@@ -156,7 +156,7 @@ class Delivery:
         ATTEMPTS.info(outcome, extra={
             "queue_id": item.id, "message_log_id": item.message_id, "kind": item.kind,
             "recipient": self.labels(item.recipient), "attempt": item.attempts + 1, "next_hop": answer.host or None,
-            "answer": answer.text, "age_seconds": round(age, 1),
+            "answer": self.labels.within(answer.text), "age_seconds": round(age, 1),
         })
 
     def _next_attempt(self, attempts: int) -> datetime:

@@ -52,7 +52,7 @@ class Gatekeeper:
         self.deciding: set[asyncio.Task] = set()
         """Messages being decided; one goes on if its client hangs up, so that a retry finds it accepted."""
         self.domain = config.aliases.domain
-        self.labels = AddressLabels(config.log.real_addresses)
+        self.labels = AddressLabels.of(config)
 
     async def handle_EHLO(self, server, session: Session, envelope: Envelope, hostname: str, responses: list[str]):
         # aiosmtpd 1.4.6 handles pipelined commands in order but does not say so.

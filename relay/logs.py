@@ -2,14 +2,21 @@
 
 Each message decision is one line on the `relay.decision` logger carrying its
 fields as structured extras. Real addresses appear only when the operator set
-`log.real_addresses`; otherwise an address is shown as a short keyed hash, so
-lines about the same sender can still be matched up.
+`log.real_addresses`; otherwise an address is shown as a short keyed hash (HMAC),
+so lines about the same sender can still be matched up while someone who knows an
+address cannot find it in the log without the key.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
+import os
+import re
+import secrets
 import sys
+from functools import lru_cache
+from pathlib import Path
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -56,12 +63,78 @@ def configure(format: str, level: str = "INFO", stream=None) -> None:
 
 
 class AddressLabels:
-    """How an address is written in the log: as is, or as a stable pseudonym."""
+    """How an address is written in the log: as is, or as a stable keyed pseudonym."""
 
-    def __init__(self, real_addresses: bool):
+    def __init__(self, real_addresses: bool, key: bytes):
         self.real = real_addresses
+        self.key = key
+
+    @classmethod
+    def of(cls, config) -> AddressLabels:
+        return cls(config.log.real_addresses, b"" if config.log.real_addresses else pseudonym_key(config))
 
     def __call__(self, address: str | None) -> str | None:
         if address is None or self.real:
             return address
-        return "addr-" + hashlib.sha256(address.lower().encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        digest = hmac.new(self.key, address.lower().encode("utf-8", "surrogatepass"), hashlib.sha256)
+        return "addr-" + digest.hexdigest()[:12]
+
+    def within(self, text: str | None) -> str | None:
+        """Free text for a log line (a rule's reason naming a file) with each address in it pseudonymised."""
+        if text is None or self.real:
+            return text
+        return _ADDRESS.sub(lambda match: self(match.group(0)), text)
+
+
+_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"'@]+@[^\s<>()\[\],;:\"'@]+\.[^\s<>()\[\],;:\"'@]+")
+
+
+class PseudonymKeyError(Exception):
+    """The key file for log pseudonyms cannot be read or written."""
+
+
+def pseudonym_key(config) -> bytes:
+    """[log] pseudonym_key, else the key file, generated (mode 0600) on first start."""
+    if config.log.pseudonym_key:
+        return config.log.pseudonym_key.encode()
+    path = key_file(config)
+    return _key_in(str(path)) if path is not None else _PROCESS_KEY
+
+
+_PROCESS_KEY = secrets.token_bytes(32)  # a configuration built in code, with no folder to keep a key in
+
+
+def key_file(config) -> Path | None:
+    """Relative to the config file's folder; without a config file, next to the SQLite database."""
+    name = Path(config.log.pseudonym_key_file)
+    if name.is_absolute() or config.source is not None:
+        return config.relative(str(name))
+    url = config.database_url()
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url.removeprefix("sqlite:///")).parent / name
+    return None
+
+
+@lru_cache(maxsize=8)
+def _key_in(path: str) -> bytes:
+    target = Path(path)
+    try:
+        if not target.exists():
+            # Written whole under another name and linked into place: two processes
+            # starting at once both end up reading the one key that won.
+            staging = target.with_name(f".{target.name}.{os.getpid()}")
+            descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+            try:
+                os.link(staging, target)
+            except FileExistsError:
+                pass
+            finally:
+                staging.unlink()
+        key = target.read_text().strip()
+    except OSError as exc:
+        raise PseudonymKeyError(f"log pseudonym key {target}: {exc.strerror or exc}") from None
+    if len(key) < 32:
+        raise PseudonymKeyError(f"log pseudonym key {target}: too short, want at least 32 characters")
+    return key.encode()

@@ -77,8 +77,9 @@ def rewrite(message: bytes | mime.Part, plan: Plan) -> bytes:
     outer = b"".join(_kept_fields(entity, TOP_LEVEL_KEPT - CONTENT_FIELDS, plan, None))
     boundary = "=_note_" + _cid_token(b"note", plan)
     parts = [] if "0" in plan.stripped else [_rewrite_entity(root, CONTENT_FIELDS, plan)]
+    # The note names the removed files as their sender did: an address in a name is replaced too.
     parts.append(_header("Content-Type", 'text/plain; charset="utf-8"') + _header("Content-Transfer-Encoding", "base64")
-                 + mime.CRLF + mime.encode_body(plan.note.encode("utf-8"), "base64"))
+                 + mime.CRLF + mime.encode_body(plan.scrubber.scrub_text(plan.note).encode("utf-8"), "base64"))
     delimiter = f"--{boundary}".encode("ascii")
     body = b"".join(delimiter + mime.CRLF + part + mime.CRLF for part in parts) + delimiter + b"--" + mime.CRLF
     return (relay_fields + outer + _header("MIME-Version", "1.0") * (entity.first("mime-version") is None)

@@ -60,7 +60,7 @@ class Relay:
         self.store = Store(self.engine, config.aliases.domain)
         self.sessions = Sessions()
         limits = config.limits
-        self.summary = Summary(AddressLabels(config.log.real_addresses))
+        self.summary = Summary(AddressLabels.of(config))
         self.connections = Connections(limits, self.summary)
         dkim = (self.signer.domain, self.signer.selector, self.signer.key_pem) if self.signer else None
         self.workers = WorkerPool(

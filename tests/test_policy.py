@@ -79,6 +79,17 @@ async def test_renamed_executable_is_removed_with_a_note_and_the_seller_is_told(
     assert shown["messages"][0]["verdict"] == "forwarded" and shown["messages"][0]["rule"] == "attachment_removed"
 
 
+async def test_a_removed_file_named_after_a_real_address_is_named_by_the_alias_in_the_note(relay, sink):
+    opened = await open_conversation(relay)
+    message = seller_message("Invoice", "The invoice.", [(f"invoice for {BUYER}.pdf", PDF), (f"{SELLER}.pdf", EXE)])
+    assert (await send(relay, SELLER, opened.buyer_alias, message)).startswith("2.0.0 Queued")
+    [delivered] = [m for m in await sink.wait_for(2) if m.rcpt_tos == [BUYER]]
+    parts = list(parse(delivered.content).walk())
+    note = [p.get_content() for p in parts if p.get_content_type() == "text/plain"][-1]
+    assert f"{opened.seller_alias}.pdf" in note and SELLER not in delivered.content.decode("latin-1")
+    assert [p.get_filename() for p in parts if p.get_filename()] == [f"invoice for {opened.buyer_alias}.pdf"]
+
+
 async def test_too_many_megabytes_bounce_the_whole_message(relay, sink):
     opened = await open_conversation(relay)
     chunk = PDF + os.urandom(5 * 1024 * 1024 + 256 * 1024)

@@ -1,6 +1,7 @@
 """Issue 12.6: what an operator sees of the queue and does with it, through the `relay` command."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 from conftest import BUYER, SELLER, Sink, crlf, eventually, make_config, open_conversation, run_cli, send, settled
@@ -28,32 +29,38 @@ async def test_list_show_retry_and_drop(tmp_path):
                        crlf(f"From: {BUYER}\nSubject: {subject}\nMessage-ID: <{subject}@example.com>\n\nHello\n"))
         config = config_file(tmp_path, hop)
         await eventually(lambda: _tried(relay), timeout=30, what="two messages that tried once")
-        listed = _waiting(config)
+        listed = await _waiting(config)
         assert [w["kind"] for w in listed] == ["forward", "forward"]
         assert all(w["recipient"] == SELLER and w["conversation"] == opened.conversation_id for w in listed)
         assert all(w["last_answer"] and "Connect" in w["last_answer"] for w in listed), listed
 
-        table = run_cli("--config", config, "queue", "list")
+        table = await cli("--config", config, "queue", "list")
         assert table.returncode == 0 and len(table.stdout.splitlines()) == 3 and SELLER in table.stdout
-        shown = json.loads(run_cli("--config", config, "queue", "show", str(listed[0]["id"])).stdout)
+        shown = json.loads((await cli("--config", config, "queue", "show", str(listed[0]["id"]))).stdout)
         assert shown["id"] == listed[0]["id"] and shown["attempts"] >= 1
-        missing = run_cli("--config", config, "queue", "show", "999999")
+        missing = await cli("--config", config, "queue", "show", "999999")
         assert missing.returncode == 1 and missing.stderr.strip() == "relay: no queued message 999999"
 
         sink = await Sink().start(port=hop)
-        dropped = run_cli("--config", config, "queue", "drop", str(listed[1]["id"]))
+        dropped = await cli("--config", config, "queue", "drop", str(listed[1]["id"]))
         assert dropped.stdout.strip() == f"dropped {listed[1]['id']}; its sender gets a notice"
-        assert run_cli("--config", config, "queue", "retry", "--all").returncode == 0
+        assert (await cli("--config", config, "queue", "retry", "--all")).returncode == 0
         await sink.wait_for(2)  # the first message, and the notice that the second was given up
         await settled(relay)
         assert sorted(m.rcpt_tos[0] for m in sink.messages) == sorted([SELLER, BUYER])
-        assert _waiting(config) == []
+        assert await _waiting(config) == []
         states = [m["delivery"] for m in (await relay.store.show(opened.conversation_id))["messages"]]
         assert sorted(states) == ["delivered", "failed"]
     finally:
         await relay.stop()
         if sink is not None:
             await sink.stop()
+
+
+async def cli(*args: str):
+    """The command in a thread: the relay under test shares this event loop, and a blocked loop would
+    hold its store transaction open until the command gave up waiting for the database."""
+    return await asyncio.to_thread(run_cli, *args)
 
 
 def _tried(relay) -> bool:
@@ -63,7 +70,24 @@ def _tried(relay) -> bool:
         return db.execute("SELECT count(*) FROM outgoing WHERE attempts > 0").fetchone()[0] == 2
 
 
-def _waiting(config: str) -> list[dict]:
-    result = run_cli("--config", config, "queue", "list", "--json")
+async def _waiting(config: str) -> list[dict]:
+    result = await cli("--config", config, "queue", "list", "--json")
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_a_database_held_by_another_writer_is_named_in_one_line(tmp_path):
+    import sqlite3
+
+    config = config_file(tmp_path, free_port())
+    assert run_cli("--config", config, "queue", "list").returncode == 0  # creates the store
+    holder = sqlite3.connect(tmp_path / "relay.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        result = run_cli("--config", config, "queue", "retry", "--all")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 1
+    assert result.stderr.startswith("relay: database sqlite:///") and "locked" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
