@@ -60,8 +60,10 @@ class Plan:
 
 
 def clean_display_name(name: str) -> str:
-    """A display name with line breaks and every other control or format character removed."""
-    kept = "".join(" " if ch in "\r\n\t" else ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf") or ch in "\r\n\t")
+    """A display name with line breaks and every other control or format character removed, and
+    without @ < > (a name a client could show as an address would be a sender's disguise)."""
+    kept = "".join(" " if ch in "\r\n\t@<>＠﹫" else ch for ch in name
+                   if unicodedata.category(ch) not in ("Cc", "Cf") or ch in "\r\n\t")
     return " ".join(kept.split())[:100]
 
 

@@ -8,7 +8,10 @@ are split at commas outside quotes and angle brackets, a group's name and
 semicolon are dropped. What it returns is everything a reader could take for
 the sender: each address, and each display name that is itself an address
 (Outlook shows `"orders@seller-shop.example" <x@elsewhere.example>` as the
-first).
+first), and then anything else in the value that looks like an address: in a
+comment (clients show `a@x (b@y)` as b@y), after a closing bracket, or with a
+second `@` (`a@good.example@evil.example`). The first is the address a client
+sends replies to; the rest only ever add refusals.
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from filters.reading import comparable
 from .words import decode_words
 
 _ADDRESS = re.compile(r"[^\s<>()\[\],;:\"@]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)+", re.IGNORECASE)
+# Anything a reader might take for an address, a second @ included.
+_LOOSE = re.compile(r"[^\s<>()\[\],;:\"]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)+", re.IGNORECASE)
 
 
 def _without_comments(value: str) -> str:
@@ -68,7 +73,8 @@ def _mailboxes(value: str) -> list[str]:
 def shown_senders(value: str) -> list[str]:
     """Every address a reader could take for the sender in a From value (folded, lower case)."""
     found: list[str] = []
-    text = _without_comments(decode_words(value))
+    decoded = decode_words(value)
+    text = _without_comments(decoded)
     for mailbox in _mailboxes(text):
         if ":" in mailbox.split("<", 1)[0] and '"' not in mailbox.split(":", 1)[0]:
             mailbox = mailbox.split(":", 1)[1]  # "Group: a@b" keeps a@b
@@ -80,6 +86,8 @@ def shown_senders(value: str) -> list[str]:
         for candidate in (address.strip().strip('"'), display.strip().strip('"')):
             folded = comparable(candidate)
             found += [match.group(0) for match in _ADDRESS.finditer(folded)]
+    everything = comparable(decoded)
+    found += [match.group(0) for pattern in (_ADDRESS, _LOOSE) for match in pattern.finditer(everything)]
     return list(dict.fromkeys(found))
 
 

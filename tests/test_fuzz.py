@@ -14,7 +14,9 @@ Counted, over every message:
 - no 4xx answer (store and next hop are up throughout);
 - no message handed on twice (at most one copy to the recipient and one notice);
 - no real address readable in anything delivered (tests/reader.py reads it);
-- every message answered (the client waits at most CLIENT_TIMEOUT seconds).
+- every message answered (the client waits at most CLIENT_TIMEOUT seconds);
+  how many answers took over 2 s is printed, not asserted (timing is measured,
+  not tested: a loaded CI machine is not a hang).
 
 RELAY_FUZZ_MESSAGES sets the count (default 300; the issue's run used 10,000)
 and RELAY_FUZZ_SEED the generator's seed. The figures are printed.
@@ -198,7 +200,7 @@ async def test_fuzzed_messages_get_one_decision_once_and_leak_nothing(fuzz_relay
                                          seller_locale=["es", "it", "en"][index], buyer_locale=["en", "id", "es"][index])
         conversations += [(opened, buyer, seller, opened.seller_alias), (opened, seller, buyer, opened.buyer_alias)]
     generate = Generator(SEED)
-    answers, refusals, problems, slowest = Counter(), Counter(), [], 0.0
+    answers, refusals, problems, slowest, slow = Counter(), Counter(), [], 0.0, 0
     for number in range(COUNT):
         opened, sender, recipient, alias = generate.random.choice(conversations)
         message = generate.message(sender, recipient, number)
@@ -211,7 +213,8 @@ async def test_fuzzed_messages_get_one_decision_once_and_leak_nothing(fuzz_relay
         for _ in range(3):
             started = time.monotonic()
             code, text = await _send(relay.port, sender, alias, message)
-            slowest = max(slowest, time.monotonic() - started)
+            took = time.monotonic() - started
+            slowest, slow = max(slowest, took), slow + (took > 2)
             attempts.append((code, text))
             if code < 400 or code >= 500:
                 break
@@ -244,7 +247,7 @@ async def test_fuzzed_messages_get_one_decision_once_and_leak_nothing(fuzz_relay
                 _dump(number, message, notice.content)
     print(f"\nfuzz: {COUNT} messages (seed {SEED}): answers {dict(answers)}, "
           f"{len(sink.messages)} delivered (forwards and notices), slowest answer {slowest:.1f} s, "
-          f"{len(problems)} problems")
+          f"{slow} answers over 2 s, {len(problems)} problems")
     for text, count in refusals.most_common():
         print(f"  {count:5d}  {text}")
     said = Counter()
