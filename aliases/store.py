@@ -206,7 +206,9 @@ class Store:
             links: dict[str, ThreadLink] = {}
             for row in rows:
                 sent_by = BUYER if row.direction == BUYER_TO_SELLER else SELLER
-                if row.direction != direction and row.relay_message_id in ids and row.original_message_id:
+                if row.direction != direction and row.relay_message_id in ids:
+                    # A reply to a message that came without an id of its own: still in that
+                    # thread, with nothing to translate its id back to.
                     links[row.relay_message_id] = ThreadLink(row.original_message_id, sent_by)
                 if row.direction == direction and row.original_message_id in ids and row.relay_message_id:
                     links[row.original_message_id] = ThreadLink(row.relay_message_id, sent_by)

@@ -49,7 +49,7 @@ class Route:
 class ThreadLink:
     """An id in a message's In-Reply-To/References, as the other side knows it."""
 
-    translated: str
+    translated: str | None  # None: the message it names came without a Message-ID
     sent_by: str  # role of the party who sent the message it names
 
 

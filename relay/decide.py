@@ -329,7 +329,7 @@ class Decider:
 
     def _plan(self, route: Route, ids: ThreadIds, links: dict[str, ThreadLink], arrival: Arrival) -> Plan:
         def translated(id_list):
-            return tuple(links[i].translated for i in id_list if i in links)
+            return tuple(links[i].translated for i in id_list if i in links and links[i].translated)
 
         domain = self.config.aliases.domain
         token = secrets.token_hex(12)

@@ -150,6 +150,25 @@ async def test_opt_out_lets_replies_in_the_buyers_thread_through(opted_out, sink
     assert answer.rcpt_tos == [BUYER] and parse(answer.content)["In-Reply-To"] == "<q1@example.com>"
 
 
+async def test_replies_to_buyer_messages_that_had_no_message_id_are_in_the_buyers_thread(opted_out, sink):
+    """Issue 14.7: the buyer's client wrote no Message-ID; the seller answers the id the relay gave."""
+    opened = await open_conversation(opted_out)
+    for n in range(3):
+        await send(opted_out, BUYER, opened.seller_alias,
+                   crlf(f"From: {BUYER}\nSubject: Question {n}\n\nAnd another thing, number {n}.\n"))
+    questions = list(await sink.wait_for(3))  # a copy: the sink keeps adding to its own list
+    for n, question in enumerate(questions):
+        relay_id = parse(question.content)["Message-ID"]
+        await send(opted_out, SELLER, opened.buyer_alias,
+                   crlf(f"From: {SELLER}\nSubject: Re: Question {n}\nIn-Reply-To: {relay_id}\n"
+                        f"References: {relay_id}\n\nHere is the answer to {n}.\n"))
+    answers = (await sink.wait_for(6))[3:]
+    assert [a.rcpt_tos for a in answers] == [[BUYER]] * 3  # none bounced as unsolicited or over-messaging
+    assert all(parse(a.content)["In-Reply-To"] is None for a in answers)  # nothing to translate back to
+    rows = (await opted_out.store.show(opened.conversation_id))["messages"]
+    assert [r["verdict"] for r in rows] == ["forwarded"] * 6
+
+
 async def test_notice_is_in_the_senders_language_and_names_neither_buyer_nor_domain(relay, sink):
     opened = await open_conversation(relay, seller_locale="id")
     # The seller copied the buyer's real address from an old exchange: the notice's copy of the headers shows the alias.
