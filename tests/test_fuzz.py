@@ -68,8 +68,9 @@ HTML_DISGUISES = [lambda a: a[:3] + "<span></span>" + a[3:], lambda a: a.replace
 
 
 class Generator:
-    def __init__(self, seed: int):
-        self.random = random.Random(seed)
+    def __init__(self, seed: int | random.Random):
+        """A seed, or a Random whose choices someone else makes (tests/test_fuzz_pipeline.py: hypothesis)."""
+        self.random = seed if isinstance(seed, random.Random) else random.Random(seed)
         self.seeds = [path.read_bytes().replace(b"\r\n", b"\n") for path in SEEDS]
 
     def message(self, sender: str, recipient: str, number: int) -> bytes:
