@@ -16,7 +16,12 @@ import tldextract
 # Each pattern starts with a literal or a space, so a scan of a long text stays fast.
 _BRACKET_DOT = re.compile(r"[\[({]\s*(?:\.|dot|punto|titik)\s*[\])}]", re.IGNORECASE)
 _COMMON_SUFFIX = r"(?:com|net|org|shop|store|online|site|info|biz|co|es|it|id|uk|de|fr|io|me|us|ly)\b"
-_WORD_DOT = re.compile(r"(?:\s{1,3}(?:dot|\.)\s{1,3}|-dot-)(?=" + _COMMON_SUFFIX + ")", re.IGNORECASE)
+# "punto" and "titik" are also everyday words ("a las 9 en punto"): they stand for a dot only
+# after a name of three letters or more.
+_WORD_DOT = re.compile(r"(?:\s{1,3}(?:dot|\.)\s{1,3}|(?<=[\w\-]{3})\s{1,3}(?:punto|titik)\s{1,3}|-dot-)(?="
+                       + _COMMON_SUFFIX + ")", re.IGNORECASE)
+# "www punto shop punto com": the dot after www, spelled out.
+_WWW_WORD_DOT = re.compile(r"(?i)\b(www\d{0,3})\s+(?:dot|punto|titik)\s+(?=[a-z0-9])")
 _CANDIDATE = re.compile(
     r"(?<![\w@.\-])((?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+[^\W\d_][\w\-]{0,62})(?![\w@\-]|\.\w)",
 )
@@ -39,7 +44,7 @@ def _dot_after_a_word(match: re.Match) -> str:
 def reveal(text: str) -> str:
     """The text with obfuscated dots written as dots."""
     # "example [.] com" becomes "example . com", which the second pass joins.
-    return _WORD_DOT.sub(_dot_after_a_word, _BRACKET_DOT.sub(".", text))
+    return _WORD_DOT.sub(_dot_after_a_word, _WWW_WORD_DOT.sub(r"\1.", _BRACKET_DOT.sub(".", text)))
 
 
 @lru_cache(maxsize=1)
@@ -67,6 +72,9 @@ def _looks_like_a_domain(written: str) -> bool:
     if any(label[:1].isupper() and label[1:2].islower() for label in written.split(".")[1:]):
         return False
     lowered = written.lower()
+    labels = lowered.split(".")
+    if len(labels) == 2 and len(labels[0]) == 1 and len(labels[1]) == 2:
+        return False  # "p.es", "c.so", "n.ro": abbreviations (a one-letter name under a country code is no shop)
     if lowered in _NOT_DOMAINS or (lowered.count(".") == 1 and lowered.rsplit(".", 1)[1] in _FILE_SUFFIXES):
         return False
     return registered_domain(written) is not None

@@ -1,13 +1,55 @@
-"""Promotion and review manipulation: phrase lists per language (filters/phrases/*.toml)."""
+"""Promotion and review manipulation: phrase lists per language (filters/phrases/*.toml), and the class
+behind them.
+
+Phrases catch the usual wordings. The class is caught by what a sentence holds,
+however it is phrased: a rating or review and something of value together is a
+rating bought ("if you leave us five stars we'll send a gift", "per una
+recensione positiva uno sconto"); an amount off and a discount word together,
+with no refund in sight, is promotion ("20% off everything this week"), while a
+partial refund for this order is not.
+"""
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+
 from .content import Finding, Readable
-from .phrases import PhraseBook
+from .phrases import PhraseBook, fold
 
 REASONS = {
     "promotion": "promotional content (coupons, other products, invitations to a shop or social media)",
     "review": "a request for a positive review or rating, or something offered in exchange for one",
 }
+_SENTENCE = re.compile(r"[^.!?;\n]+")
+_AMOUNT = re.compile(r"\d+ ?(?:%|percent|por ?ciento|per ?cento|persen)|(?:[$£€]|rp|usd|eur) ?\d|\d ?(?:[$£€]|eur|euro)")
+
+
+@lru_cache(maxsize=None)
+def _book(kind: str) -> PhraseBook:
+    return PhraseBook(kind)
+
+
+def _tied(text: str, kind: str) -> str | None:
+    """The first passage that ties a rating to something of value (review), or an amount to a
+    discount (promotion). A passage is a sentence and the one before it: "We saw your one-star
+    review. If you change it, we refund 10 €." is one offer."""
+    has = {name: _book(name).pattern.search for name in
+           ("rating_words", "value_words", "discount_words", "refund_words", "condition_words")}
+    previous = ""
+    for match in _SENTENCE.finditer(fold(text)):
+        sentence = match.group(0)
+        passage = f"{previous} {sentence}"
+        previous = sentence
+        if kind == "review":
+            if not (has["rating_words"](passage) and (has["value_words"](passage) or has["refund_words"](passage))):
+                continue
+            # A refund for this order, explained, is no offer; a refund on a condition is.
+            if has["condition_words"](sentence) or not has["refund_words"](passage):
+                return sentence.strip()
+        elif (_AMOUNT.search(sentence) and has["discount_words"](sentence) and not has["refund_words"](sentence)
+              and not has["rating_words"](sentence)):
+            return sentence.strip()  # a discount for a rating is the review rule's
+    return None
 
 
 class WordingDetector:
@@ -18,5 +60,8 @@ class WordingDetector:
     def check(self, content: Readable, quotes: bool = True) -> Finding | None:
         """quotes=False reads only what the sender wrote now: in a reply to the buyer,
         the buyer's own quoted "I'll leave a 5-star review" is not the seller asking."""
-        found = self.book.find(content.text if quotes else content.own_text)
-        return Finding(found, REASONS[self.kind]) if found else None
+        text = content.text if quotes else content.own_text
+        if self.kind == "promotion" and _tied(text, "review"):
+            return None  # "a review and 10% off": a rating bought, which the review rule names
+        found = self.book.find(text) or _tied(text, self.kind)
+        return Finding(found[:200], REASONS[self.kind]) if found else None

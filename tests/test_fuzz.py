@@ -84,8 +84,13 @@ class Generator:
                      raw, count=1)
         if not re.search(rb"(?im)^from:.*@", raw):
             raw = b"From: " + sender.encode() + b"\n" + re.sub(rb"(?im)^from:.*\n", b"", raw, count=1)
-        if not raw.lower().startswith(b"message-id:") and pick.random() < 0.9:
+        # Each message is a new one: the same seed picked twice must not be the same message again,
+        # which the relay rightly answers "Already received" without a second copy.
+        raw = re.sub(rb"(?im)^message-id:.*\n(?:[ \t].*\n)*", b"", raw)
+        if pick.random() < 0.9:
             raw = f"Message-ID: <fuzz-{SEED}-{number}@{sender.split('@')[1]}>\n".encode() + raw
+        else:  # no id: its text alone tells it from the others
+            raw = self._append_text(raw, f"(message {number})\n")
         mutations = [self._charset, self._subject, self._disguise, self._attachment, self._semicolons,
                      self._expanding, self._duplicate, self._flip, self._truncate, self._link]
         for mutate in pick.sample(mutations, pick.randint(1, 4)):

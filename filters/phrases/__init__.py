@@ -14,7 +14,8 @@ from pathlib import Path
 from ..reading import unaccented
 
 HERE = Path(__file__).parent
-KINDS = ("promotion", "review")
+KINDS = ("promotion", "review", "offplatform", "rating_words", "value_words", "discount_words", "refund_words",
+         "condition_words")
 
 
 def fold(text: str) -> str:
