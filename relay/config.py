@@ -232,6 +232,12 @@ class DatabaseConfig(Section):
         return value
 
 
+class RewriteConfig(Section):
+    scrub_metadata: bool = True
+    """Attachments lose what names their author (EXIF GPS and owner, PDF Author and XMP, docx creator);
+    pixels and text are untouched, and an attachment with nothing to remove leaves byte-identical."""
+
+
 class LogConfig(Section):
     format: Literal["json", "text"] = "json"
     real_addresses: bool = False
@@ -259,6 +265,7 @@ class NoticesConfig(Section):
 class Config(Section):
     server: ServerConfig = ServerConfig()
     limits: LimitsConfig = LimitsConfig()
+    rewrite: RewriteConfig = RewriteConfig()
     auth: AuthConfig = AuthConfig()
     aliases: AliasesConfig = AliasesConfig()
     delivery: DeliveryConfig = DeliveryConfig()

@@ -347,6 +347,7 @@ class Decider:
             }),
             domain=domain,
             cid_key=secrets.token_bytes(16),
+            scrub_metadata=self.config.rewrite.scrub_metadata,
             trace=f"by {self.config.server.hostname} {TRACE_COMMENT} with {protocol} id {token};\r\n "
                   f"{format_datetime(arrival.received_at)}",
         )

@@ -19,7 +19,7 @@ from email.header import Header
 from email.utils import formataddr, formatdate
 from urllib.parse import quote, unquote_to_bytes
 
-from . import charsets, mime
+from . import charsets, metadata, mime
 from .parse import relay_traces
 from .scrub import AddressScrubber
 from .view import decoded_header
@@ -57,6 +57,8 @@ class Plan:
     """A plain note for the recipient, added as a last part, saying what was removed."""
     trace: str | None = None
     """The value of the relay's own Received field (RFC 5321 4.4), written above the others."""
+    scrub_metadata: bool = True
+    """Binary parts lose what identifies their author (relay/metadata.py)."""
 
 
 def clean_display_name(name: str) -> str:
@@ -246,11 +248,22 @@ def _rewrite_body(part: mime.Part, plan: Plan, depth: int) -> tuple[bytes, str |
             data = mime.decode_body(body, content.transfer_encoding)
             return mime.encode_body(body if data is None else data, "quoted-printable"), "quoted-printable"
         return body, None
+    if plan.scrub_metadata and metadata.handled(_first_bytes(entity.body, content.transfer_encoding)):
+        data = mime.decode_body(entity.body, content.transfer_encoding)
+        cleaned = metadata.scrubbed(content.filename or "", content.type, data) if data is not None else None
+        if cleaned is not None:
+            return mime.encode_body(cleaned, "base64"), "base64"
     if _has_long_line(entity.body):
         # Written with lines over 998 octets, which next hops refuse: base64 in 76-octet lines instead.
         data = mime.decode_body(entity.body, content.transfer_encoding)
         return mime.encode_body(entity.body if data is None else data, "base64"), "base64"
     return entity.body, None  # a binary part leaves exactly as it came
+
+
+def _first_bytes(body: bytes, encoding: str | None) -> bytes:
+    """Enough of the decoded body to tell its kind, without decoding a large attachment to find out."""
+    head = mime.decode_body(body[:96], encoding) if encoding in ("base64", "quoted-printable") else body[:72]
+    return head or b""
 
 
 def _has_long_line(body: bytes) -> bool:

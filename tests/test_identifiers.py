@@ -18,11 +18,12 @@ def relay_sections():
     return {"filters": NO_POLICY}
 
 def tiny_png(marker: bytes = b"") -> bytes:
-    """A valid 1x1 PNG, with an optional text chunk so tests can tell images apart."""
+    """A valid 1x1 PNG, with an optional text chunk (metadata the rewrite takes out)."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"tEXt", b"Comment\x00" + marker)
+    text = chunk(b"tEXt", b"Comment\x00" + marker) if marker else b""
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + text
             + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
 
 
@@ -31,7 +32,7 @@ def parse(content: bytes):
 
 
 async def test_inline_image_content_id_is_renamed_consistently(relay, sink, conversation):
-    png = tiny_png(b"proof")
+    png = tiny_png()
     text = (fixture_text("thunderbird-inline-image.eml")
             .replace("__FROM__", SELLER).replace("__TO__", conversation.buyer_alias)
             .replace("__PNG__", base64.encodebytes(png).decode().strip()))
@@ -51,7 +52,7 @@ async def test_inline_image_content_id_is_renamed_consistently(relay, sink, conv
 
 
 async def test_text_attachment_is_scrubbed_and_binary_attachment_is_untouched(relay, sink, conversation):
-    png = tiny_png(f"contact {SELLER}".encode())  # binary: a policy question (issue 3), not the rewrite's
+    png, tagged = tiny_png(), tiny_png(f"Shot by {SELLER}".encode())
     message = EmailMessage()
     message["From"] = SELLER
     message["Subject"] = "Invoice and photo"
@@ -60,6 +61,7 @@ async def test_text_attachment_is_scrubbed_and_binary_attachment_is_untouched(re
     message.add_attachment(f"Base64 copy: {SELLER}\n".encode(), maintype="text", subtype="plain",
                            filename="copy.txt")
     message.add_attachment(png, maintype="image", subtype="png", filename="photo.png")
+    message.add_attachment(tagged, maintype="image", subtype="png", filename="tagged.png")
     await send(relay, SELLER, conversation.buyer_alias, message.as_bytes(policy=default_policy.clone(linesep="\r\n")))
     [arrived] = await sink.wait_for(1)
 
@@ -69,7 +71,8 @@ async def test_text_attachment_is_scrubbed_and_binary_attachment_is_untouched(re
     assert f"Buyer: {conversation.buyer_alias}" in invoice
     assert parts["copy.txt"]["Content-Transfer-Encoding"] == "base64"
     assert parts["copy.txt"].get_content() == f"Base64 copy: {conversation.seller_alias}\n"
-    assert parts["photo.png"].get_content() == png
+    assert parts["photo.png"].get_content() == png  # nothing to take out: byte for byte
+    assert parts["tagged.png"].get_content() == png  # its text chunk, metadata naming the seller, is gone
 
 
 async def test_unknown_thread_ids_are_dropped(relay, sink, conversation):
