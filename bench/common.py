@@ -23,3 +23,23 @@ async def listening(port: int, deadline: float = 30.0) -> None:
             if loop.time() > until:
                 raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {deadline:.0f} s") from None
             await asyncio.sleep(0.05)
+
+
+def font(size: int):
+    """DejaVu where the system has it, else Pillow's own scalable font: no font package needed."""
+    import glob
+
+    from PIL import ImageFont
+
+    found = sorted(glob.glob("/usr/share/fonts/**/DejaVuSans.ttf", recursive=True))
+    return ImageFont.truetype(found[0], size) if found else ImageFont.load_default(size)
+
+
+def encoded(image, fmt: str, **options) -> bytes:
+    """A Pillow image as the bytes of a file in format fmt."""
+    import io
+
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+

@@ -28,6 +28,24 @@ ARCHIVES = {"zip", "rar", "7z", "gz", "bz2", "xz", "tar", "cab", "zst", "lz", "l
 _OLE_MACROS = "_VBA_PROJECT".encode("utf-16-le")
 
 
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_OLE_STREAMS = (("WordDocument", "doc"), ("PowerPoint Document", "ppt"), ("Workbook", "xls"), ("Book", "xls"))
+
+
+def _kind(data: bytes) -> str | None:
+    """The file type the bytes are. An OLE2 compound file is what its streams say: filetype guesses
+    from a few bytes and calls many Word 97 files .ppt."""
+    if data.startswith(_OLE2):
+        import olefile
+
+        try:
+            with olefile.OleFileIO(io.BytesIO(data)) as ole:
+                return next((kind for stream, kind in _OLE_STREAMS if ole.exists(stream)), "ole")
+        except Exception:  # a damaged compound file is no document a reader could open
+            return "ole"
+    return filetype.guess_extension(data)
+
+
 def _extension(filename: str) -> str:
     return filename.rsplit(".", 1)[1].lower() if "." in filename else ""
 
@@ -105,7 +123,7 @@ def problem(attachment: Attachment, allowed: set[str]) -> str | None:
         return f"files of type .{extension or '(none)'} are not allowed" if extension else "a file without a type"
     if attachment.content_type in ("message/rfc822", "message/global"):
         return "forwarded messages are not allowed as attachments (copy the text into your message instead)"
-    kind = filetype.guess_extension(attachment.data)
+    kind = _kind(attachment.data)
     if kind in ARCHIVES:
         return "archives are not allowed"
     if kind not in CONTENT_FOR[extension]:

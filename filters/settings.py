@@ -42,6 +42,36 @@ class FrequencyRule(Rule):
     max_unsolicited_per_day: int = Field(2, ge=0)
 
 
+class ImagesReading(BaseModel):
+    """Image attachments read for the content rules: OCR (Tesseract) and QR/bar codes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    enabled: bool = True
+    min_bytes: int = Field(2048, ge=0)
+    """Smaller pictures are not OCRed (icons, spacers); their QR codes are still read."""
+    max_pixels: int = Field(4_000_000, gt=0)
+    """Larger pictures are scaled down to this before OCR: a printed URL stays readable, the cost bounded."""
+    timeout_seconds: float = Field(10.0, gt=0)
+    seconds_per_message: float = Field(30.0, gt=0)
+    """All images of one message together; the ones left when it is spent count as unreadable."""
+    languages: str = "eng+spa+ita+ind"
+    when_unreadable: Literal["pass", "strip"] = "pass"
+    """An image that could not be read (no OCR engine installed, timed out, undecodable): delivered or removed."""
+    when_found: Literal["strip", "bounce"] = "strip"
+    """A link, contact or promotion read in an image: the image is removed with a note, or the message bounces."""
+
+
+class DocumentsReading(BaseModel):
+    """PDF and Word attachments read for the content rules: their text and link targets."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    enabled: bool = True
+    max_pages: int = Field(50, gt=0)
+    max_chars: int = Field(1_000_000, gt=0)
+    when_unreadable: Literal["pass", "strip"] = "pass"
+    """A document that could not be read whole (encrypted, damaged, too long): delivered or removed."""
+
+
 class FiltersConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     attachments: AttachmentsRule = AttachmentsRule()
@@ -51,3 +81,5 @@ class FiltersConfig(BaseModel):
     promotion: PhraseRule = PhraseRule()
     review: PhraseRule = PhraseRule()
     frequency: FrequencyRule = FrequencyRule()
+    images: ImagesReading = ImagesReading()
+    documents: DocumentsReading = DocumentsReading()

@@ -107,9 +107,25 @@ class Relay:
             log.info("STARTTLS on", extra=describe(self.certificates.cert))
         if self.signer is None:
             log.warning("DKIM signing is off: set [dkim] key_file (relay dkim keygen writes one)")
+        ocr = self._ocr_engine()
         log.info("listening", extra={"address": self.address, "domain": self.config.aliases.domain,
                                       "protocol": self.config.server.protocol,
-                                      "next_hop": self.config.delivery.smarthost or "MX"})
+                                      "next_hop": self.config.delivery.smarthost or "MX", "ocr": ocr})
+
+    def _ocr_engine(self) -> str:
+        """Said once at start: without Tesseract, links printed in images go unread."""
+        reading = self.config.filters.images
+        if not reading.enabled:
+            return "off"
+        from filters.images import engine
+
+        version = engine()
+        if version is None:
+            what = "delivered unread" if reading.when_unreadable == "pass" else "removed"
+            log.warning(f"OCR engine not installed (Debian: tesseract-ocr): images are {what}, "
+                        f"[filters.images] when_unreadable = {reading.when_unreadable!r}; QR codes are still read")
+            return "missing"
+        return f"tesseract {version}"
 
     def reload(self) -> None:
         """SIGHUP: read the TLS certificate and key again; sessions that start after this use them."""
