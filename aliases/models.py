@@ -103,6 +103,8 @@ class MessageRecord(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     authentication: Mapped[str | None] = mapped_column(Text)
     """RFC 8601 Authentication-Results value: SPF, DKIM and DMARC as the relay found them. Never sent on."""
+    links_written: Mapped[str | None] = mapped_column(Text)
+    """Fingerprints of the links a forwarded buyer's message held, so a seller's quote of them is not the seller's."""
     notice_context: Mapped[str | None] = mapped_column(Text)
     """JSON: what a notice written later (delivery failed, delayed, bounced downstream) needs to say."""
 

@@ -223,7 +223,12 @@ class Store:
                 MessageRecord.direction == SELLER_TO_BUYER, MessageRecord.unsolicited.is_(True),
                 MessageRecord.finished_at > utcnow() - timedelta(hours=24),
             ))
-        return Activity(buyer_has_written=bool(from_buyer), unsolicited_last_day=unsolicited or 0)
+            written = await db.scalars(select(MessageRecord.links_written).where(
+                MessageRecord.conversation_id == conversation_id, MessageRecord.direction == BUYER_TO_SELLER,
+                MessageRecord.verdict == "forwarded", MessageRecord.links_written.is_not(None)))
+            buyer_links = frozenset(p for value in written for p in value.split())
+        return Activity(buyer_has_written=bool(from_buyer), unsolicited_last_day=unsolicited or 0,
+                        buyer_links=buyer_links)
 
     async def record(self, decision: Decision) -> None:
         async with self.session.begin() as db:

@@ -70,6 +70,8 @@ class Decision:
     next_hop_reply: str | None = None
     unsolicited: bool = False
     authentication: str | None = None
+    links_written: str | None = None
+    """Space-separated fingerprints of the links a forwarded buyer's message held (filters/links.py)."""
 
 
 @dataclass(frozen=True)
@@ -78,3 +80,4 @@ class Activity:
 
     buyer_has_written: bool
     unsolicited_last_day: int
+    buyer_links: frozenset[str] = frozenset()

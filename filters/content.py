@@ -28,6 +28,8 @@ class Readable:
     mailtos: list[str] = field(default_factory=list)
     own_text: str = ""
     """The text without quoted replies ("> " lines, HTML blockquotes): what the sender wrote now."""
+    quoted_links: list[str] = field(default_factory=list)
+    """Those of `links` inside a quoted reply."""
 
 
 def readable(texts, htmls=()) -> Readable:
@@ -39,6 +41,7 @@ def readable(texts, htmls=()) -> Readable:
         reading.own_text += PART_BREAK + on_screen(parsed.own_text)
         reading.links += parsed.links
         reading.mailtos += parsed.mailtos
+        reading.quoted_links += parsed.quoted_links
     return reading
 
 

@@ -61,6 +61,8 @@ class HtmlReading:
     links: list[str] = field(default_factory=list)
     """Targets a reader could follow off the message: web links, form actions, remote images."""
     mailtos: list[str] = field(default_factory=list)
+    quoted_links: list[str] = field(default_factory=list)
+    """Those of `links` inside a quoted reply."""
 
 
 def _followable(target: str) -> bool:
@@ -85,6 +87,7 @@ class _Listener:
         self.joined: list[str] = []
         self.links: list[str] = []
         self.mailtos: list[str] = []
+        self.quoted_links: list[str] = []
         self.stack: list[tuple[bool, bool]] = []  # (hidden, quote) of each open element
         self.hidden = 0
         self.quoted = 0
@@ -124,6 +127,8 @@ class _Listener:
                 self.mailtos.append(target[7:].split("?")[0])
             elif _followable(target):
                 self.links.append(target)
+                if self.quoted:
+                    self.quoted_links.append(target)
 
     def end(self, tag: str) -> None:
         if not self.stack:
@@ -147,7 +152,7 @@ class _Listener:
 
     def close(self) -> HtmlReading:
         return HtmlReading(text="".join(self.text), own_text="".join(self.own), joined="".join(self.joined),
-                           links=self.links, mailtos=self.mailtos)
+                           links=self.links, mailtos=self.mailtos, quoted_links=self.quoted_links)
 
 
 def read(html: str) -> HtmlReading:

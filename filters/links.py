@@ -7,6 +7,7 @@ remote image. Domains in the allow-list pass.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from urllib.parse import urlsplit
 
@@ -38,16 +39,41 @@ class LinkDetector:
         except ValueError:
             return ""
 
-    def check(self, content: Readable) -> Finding | None:
-        for target in content.links:
-            if not self._allowed(self._host(target)):
-                return Finding(target[:120], "a link in the HTML of the message")
-        text = domains.reveal(content.text)
+    def _found(self, text: str, links: list[str]):
+        """(finding, host) for every link not on the allow-list: HTML targets, then the text's."""
+        for target in links:
+            host = self._host(target)
+            if not self._allowed(host):
+                yield Finding(target[:120], "a link in the HTML of the message"), host or target
+        text = domains.reveal(text)
         for pattern, reason in ((_URL, "a web address"), (_WWW, "a web address")):
             for match in pattern.finditer(text):
-                if not self._allowed(self._host(match.group(0))):
-                    return Finding(around(text, match.start(), match.end()), reason)
+                host = self._host(match.group(0))
+                if not self._allowed(host):
+                    yield Finding(around(text, match.start(), match.end()), reason), host or match.group(0)
         for match in domains.domains_in(text):
             if not self._allowed(match.group(1)):
-                return Finding(around(text, match.start(), match.end()), f"the domain name {match.group(1)}")
+                yield (Finding(around(text, match.start(), match.end()), f"the domain name {match.group(1)}"),
+                       match.group(1))
+
+    def check(self, content: Readable, written: frozenset[str] = frozenset()) -> Finding | None:
+        """written: fingerprints of the links the other party wrote. A link in a quote of them is theirs;
+        one the sender wrote now, or in a quote the other party never wrote, is the sender's."""
+        own = [link for link in content.links if link not in content.quoted_links]
+        for finding, _ in self._found(content.own_text if written else content.text, own if written else content.links):
+            return finding
+        if written:
+            for finding, host in self._found(content.text, content.links):
+                if fingerprint(host) not in written:
+                    return finding
         return None
+
+    def written(self, content: Readable) -> frozenset[str]:
+        """Fingerprints of every link in content, for telling later quotes of it from the sender's own."""
+        return frozenset(fingerprint(host) for _, host in self._found(content.text, content.links))
+
+
+def fingerprint(host: str) -> str:
+    """A link's registered domain, hashed: the store keeps which links a party wrote, not the links."""
+    host = host.lower().strip(".")
+    return hashlib.sha256((domains.registered_domain(host) or host).encode("utf-8", "replace")).hexdigest()[:16]

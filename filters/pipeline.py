@@ -41,10 +41,14 @@ class Pipeline:
 
     def _find(self, rule: str, content: Readable, facts: Facts):
         if rule == "links":
-            return self.links.check(content)
+            return self.links.check(content, facts.buyer_links)
         if rule == "contact":
             return contact.check(content, facts)
         return self.wording[rule].check(content, quotes=not facts.buyer_thread)
+
+    def links_written(self, view: MessageView) -> frozenset[str]:
+        """Fingerprints of the links a message holds in its text (kept for the other party's replies)."""
+        return self.links.written(readable([view.subject, *view.texts], view.htmls))
 
     def _read_inside(self, view: MessageView, stripped: set[str]):
         """(attachment, what it says) for each image and document still in the message."""

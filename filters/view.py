@@ -59,6 +59,9 @@ class Facts:
     replies_to_buyer: bool = False
     """In-Reply-To/References name a message the buyer sent in this conversation."""
     unsolicited_last_day: int = 0
+    buyer_links: frozenset[str] = frozenset()
+    """Fingerprints (filters/links.py) of the links the buyer wrote in this conversation: a link in the
+    seller's quote of them is the buyer's own, not the seller's."""
 
     @property
     def buyer_thread(self) -> bool:

@@ -71,6 +71,7 @@ class Outcome:
     copies: list[Copy] = field(default_factory=list)
     """What to queue: the forward, a notice. Empty for a refusal."""
     context: NoticeContext | None = None
+    links_written: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ class Decider:
             original_message_id=ids.message_id if ids else None, size_out=outcome.size_out,
             rule=outcome.rule, reason=outcome.reason, unsolicited=outcome.unsolicited,
             authentication=arrival.auth.header(self.config.server.hostname) if arrival.auth else None,
+            links_written=outcome.links_written,
         )
         if outcome.copies:
             outcome = await self._commit(outcome, decision, identity)
@@ -264,7 +266,8 @@ class Decider:
                        outgoing.message, token)
         outcome = Outcome(replies.FORWARDED(message_id=plan.message_id), "forwarded", relay_message_id=plan.message_id,
                           size_out=len(outgoing.message), copies=[forward], context=context,
-                          unsolicited=route.direction == SELLER_TO_BUYER and not facts.replies_to_buyer)
+                          unsolicited=route.direction == SELLER_TO_BUYER and not facts.replies_to_buyer,
+                          links_written=" ".join(sorted(outgoing.links_written)) or None)
         if outgoing.removed:
             outcome.rule = "attachment_removed"
             outcome.reason = "; ".join(f"{v.rule}: {v.reason}" for v in outgoing.judgement.strips)
@@ -325,6 +328,7 @@ class Decider:
             buyer_has_written=activity.buyer_has_written,
             replies_to_buyer=any(link.sent_by == BUYER for link in links.values()),
             unsolicited_last_day=activity.unsolicited_last_day,
+            buyer_links=activity.buyer_links,
         )
 
     def _plan(self, route: Route, ids: ThreadIds, links: dict[str, ThreadLink], arrival: Arrival) -> Plan:

@@ -38,13 +38,17 @@ class Outgoing:
     """Real addresses still readable in `message`; the message must not leave if any."""
     removed: tuple[tuple[str, str], ...] = ()
     """(filename, rule) of the attachments the filters stripped."""
+    links_written: frozenset[str] = frozenset()
+    """Fingerprints of the links in a buyer's message: the seller may quote them back."""
 
 
 def prepare(raw: bytes, plan: Plan, filters: FiltersConfig, facts: Facts, recipient_locale: str) -> Outgoing:
     root = mime.tree(mime.parse_entity(raw))  # split once: the view and the rewrite share it
     seen = view.build(root)
-    judgement = _pipeline(filters).judge(seen, facts)
-    outcome = Outgoing(judgement, seen.subject, seen.auto_submitted)
+    pipeline = _pipeline(filters)
+    judgement = pipeline.judge(seen, facts)
+    written = pipeline.links_written(seen) if facts.direction == "buyer_to_seller" else frozenset()
+    outcome = Outgoing(judgement, seen.subject, seen.auto_submitted, links_written=written)
     if judgement.bounce:
         return outcome
     names = {a.id: a.filename for a in seen.attachments}

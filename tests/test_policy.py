@@ -138,15 +138,21 @@ async def test_opt_out(opted_out, sink, subject, text, category, delivered, rule
         assert shown["messages"][0]["rule"] == rule
 
 
+async def _asked_and_answered(relay, sink, question: str, answer: str, question_id: str = ""):
+    """The buyer writes, the seller answers the id the relay gave the question; what arrived of the answer."""
+    opened = await open_conversation(relay)
+    question_id = f"Message-ID: {question_id}\n" if question_id else ""
+    await send(relay, BUYER, opened.seller_alias, crlf(f"From: {BUYER}\nSubject: Q\n{question_id}\n{question}\n"))
+    [asked] = await sink.wait_for(1)
+    relay_id = parse(asked.content)["Message-ID"]
+    await send(relay, SELLER, opened.buyer_alias,
+               crlf(f"From: {SELLER}\nSubject: Re: Q\nIn-Reply-To: {relay_id}\n\n{answer}"))
+    return (await sink.wait_for(2))[1]
+
+
 async def test_opt_out_lets_replies_in_the_buyers_thread_through(opted_out, sink):
-    opened = await open_conversation(opted_out)
-    await send(opted_out, BUYER, opened.seller_alias,
-               crlf(f"From: {BUYER}\nSubject: Size?\nMessage-ID: <q1@example.com>\n\nIs it true to size?\n"))
-    [question] = await sink.wait_for(1)
-    relay_id = parse(question.content)["Message-ID"]
-    await send(opted_out, SELLER, opened.buyer_alias,
-               crlf(f"From: {SELLER}\nSubject: Re: Size?\nIn-Reply-To: {relay_id}\n\nYes, true to size.\n"))
-    answer = (await sink.wait_for(2))[1]
+    answer = await _asked_and_answered(opted_out, sink, "Is it true to size?", "Yes, true to size.\n",
+                                       "<q1@example.com>")
     assert answer.rcpt_tos == [BUYER] and parse(answer.content)["In-Reply-To"] == "<q1@example.com>"
 
 
@@ -167,6 +173,20 @@ async def test_replies_to_buyer_messages_that_had_no_message_id_are_in_the_buyer
     assert all(parse(a.content)["In-Reply-To"] is None for a in answers)  # nothing to translate back to
     rows = (await opted_out.store.show(opened.conversation_id))["messages"]
     assert [r["verdict"] for r in rows] == ["forwarded"] * 6
+
+
+@pytest.mark.parametrize("reply, delivered", [
+    ("Yes, that one is ours, it ships Monday.\n\n> I saw this lamp on www.pinterest.com, is it yours?\n", True),
+    ("Yes! More of them on www.pinterest.com too.\n\n> I saw this lamp on www.pinterest.com, is it yours?\n",
+     False),  # the seller adds the link himself
+    ("Yes, it is.\n\n> I saw this lamp on www.lamps-by-jo.example, is it yours?\n", False),  # a forged quote
+])
+async def test_a_link_in_the_buyers_own_quoted_words_is_the_buyers(relay, sink, reply, delivered):
+    """Issue 14.3: quoting the buyer's link back is no link of the seller's; adding one, or forging the quote, is."""
+    answer = await _asked_and_answered(relay, sink, "I saw this lamp on www.pinterest.com, is it yours?", reply)
+    assert (answer.rcpt_tos == [BUYER]) is delivered
+    if not delivered:
+        assert "link" in notice_parts(answer)["text"].lower()
 
 
 async def test_notice_is_in_the_senders_language_and_names_neither_buyer_nor_domain(relay, sink):
