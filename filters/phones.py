@@ -11,6 +11,7 @@ is that document's number, not a phone.
 from __future__ import annotations
 
 import re
+from typing import Iterator
 
 from phonenumbers import Leniency, PhoneNumberMatcher
 
@@ -54,9 +55,23 @@ def spelled_out(text: str) -> str:
     return _WORD_RUN.sub(_as_digits, text)
 
 
-def numbers_in(text: str) -> tuple[tuple[int, int], ...]:
-    """(start, end) of each phone number in text (digit words already read as digits)."""
-    found: dict[int, int] = {}
+# Where a number could be: a run of digits and separators holding MIN_DIGITS digits or more. Only these
+# stretches go to libphonenumber, which is slow on long texts (seconds per megabyte).
+_CANDIDATE = re.compile(r"[+(]?\d[\d \t().\-/]{6,40}\d")
+
+
+def numbers_in(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each phone number in text (digit words already read as digits), in order."""
+    for candidate in _CANDIDATE.finditer(text):
+        start = candidate.start()
+        if sum(c.isdigit() for c in candidate.group(0)) < MIN_DIGITS or (start and text[start - 1].isalpha()):
+            continue  # too short, or glued to letters (1Z999AA10123456784, JNE1234567890123)
+        offset = max(0, start - 30)
+        for begin, end in sorted(set(_matched(text[offset:candidate.end() + 1]))):
+            yield offset + begin, offset + end
+
+
+def _matched(text: str):
     for region, leniency in ((None, Leniency.POSSIBLE), *((r, Leniency.VALID) for r in REGIONS)):
         # Written with its country code, a number of a possible length is one, whether or not
         # its range is in use yet; in a national format it must be a valid number of the region.
@@ -66,5 +81,4 @@ def numbers_in(text: str) -> tuple[tuple[int, int], ...]:
             digits = sum(c.isdigit() for c in match.raw_string)
             if digits < MIN_DIGITS or _DOCUMENT_WORDS.search(text[max(0, match.start - 30):match.start]):
                 continue
-            found.setdefault(match.start, match.end)
-    return tuple(sorted(found.items()))
+            yield match.start, match.end

@@ -11,6 +11,7 @@ partial refund for this order is not.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from functools import lru_cache
 
 from .content import Finding, Readable
@@ -32,23 +33,33 @@ def _book(kind: str) -> PhraseBook:
 def _tied(text: str, kind: str) -> str | None:
     """The first passage that ties a rating to something of value (review), or an amount to a
     discount (promotion). A passage is a sentence and the one before it: "We saw your one-star
-    review. If you change it, we refund 10 €." is one offer."""
+    review. If you change it, we refund 10 €." is one offer. Only the sentences around a rating
+    word (or an amount) are looked at: one pass over a long text finds them."""
     has = {name: _book(name).pattern.search for name in
            ("rating_words", "value_words", "discount_words", "refund_words", "condition_words")}
-    previous = ""
-    for match in _SENTENCE.finditer(fold(text)):
-        sentence = match.group(0)
-        passage = f"{previous} {sentence}"
-        previous = sentence
-        if kind == "review":
-            if not (has["rating_words"](passage) and (has["value_words"](passage) or has["refund_words"](passage))):
-                continue
-            # A refund for this order, explained, is no offer; a refund on a condition is.
-            if has["condition_words"](sentence) or not has["refund_words"](passage):
-                return sentence.strip()
-        elif (_AMOUNT.search(sentence) and has["discount_words"](sentence) and not has["refund_words"](sentence)
-              and not has["rating_words"](sentence)):
-            return sentence.strip()  # a discount for a rating is the review rule's
+    folded = fold(text)
+    anchors = _book("rating_words").pattern if kind == "review" else _AMOUNT
+    sentences = None
+    for hit in anchors.finditer(folded):
+        if sentences is None:
+            sentences = [(m.start(), m.end()) for m in _SENTENCE.finditer(folded)]
+            starts = [begin for begin, _ in sentences]
+        index = max(0, bisect_right(starts, hit.start()) - 1)
+        for at in (index, index + 1):  # the rating's sentence, and the next one (its condition may follow)
+            if at >= len(sentences):
+                break
+            sentence = folded[sentences[at][0]:sentences[at][1]]
+            previous = folded[sentences[at - 1][0]:sentences[at - 1][1]] if at else ""
+            passage = f"{previous} {sentence}"
+            if kind == "review":
+                if not (has["rating_words"](passage) and (has["value_words"](passage) or has["refund_words"](passage))):
+                    continue
+                # A refund for this order, explained, is no offer; a refund on a condition is.
+                if has["condition_words"](sentence) or not has["refund_words"](passage):
+                    return sentence.strip()
+            elif (at == index and has["discount_words"](sentence) and not has["refund_words"](sentence)
+                  and not has["rating_words"](sentence)):
+                return sentence.strip()  # a discount for a rating is the review rule's
     return None
 
 
