@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import encoded, font  # noqa: E402
 from filters.images import engine, read_image  # noqa: E402
+from filters.settings import FiltersConfig  # noqa: E402
 
 
 def phone_photo() -> bytes:
@@ -134,7 +135,8 @@ def _reset_own_peak() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--max-pixels", type=int, default=12_000_000, help="read_image's max_pixels")
+    parser.add_argument("--max-pixels", type=int, default=FiltersConfig().images.max_pixels,
+                        help="read_image's max_pixels (default: the relay's)")
     parser.add_argument("--timeout", type=float, default=10.0, help="read_image's timeout, seconds")
     args = parser.parse_args()
     print(f"tesseract {engine() or 'not installed'}, OMP_THREAD_LIMIT={os.environ.get('OMP_THREAD_LIMIT')}, "
