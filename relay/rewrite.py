@@ -242,6 +242,8 @@ def _rewrite_body(part: mime.Part, plan: Plan, depth: int) -> tuple[bytes, str |
         # "Show original" reads the body as it stands in the source, as UTF-8, whatever the
         # transfer encoding claims (8-bit bytes in a "quoted-printable" body stay readable).
         body = _scrub_readings(body, charsets.resolve("utf-8"), content.is_html, plan)
+        if content.is_html:  # and the source is plain text there, attributes and all (src="cid:a@b")
+            body = _scrub_readings(body, charsets.resolve("utf-8"), False, plan)
         if _has_long_line(body):
             # Clients (Outlook's HTML, for one) write lines longer than RFC 5322's
             # 998; the next hop may refuse them, quoted-printable folds them safely.

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reader import readable_addresses
-from test_fuzz import PARTIES, Generator
+from test_fuzz import PARTIES, Generator, _dump
 
 from filters.view import Facts
 from relay.config import Config
@@ -88,5 +88,7 @@ def test_every_fuzzed_message_is_decided_and_leaks_no_address(choices, parties, 
         tally[f"bounced ({outgoing.judgement.bounce.rule})"] += 1
         return
     tally["delivered"] += 1
+    if outgoing.leaks or readable_addresses(outgoing.message, [sender]):
+        _dump(0, raw, outgoing.message)  # RELAY_FUZZ_DUMP: the input and the output, to read
     assert not outgoing.leaks, outgoing.leaks
     assert not readable_addresses(outgoing.message, [sender])

@@ -119,6 +119,18 @@ def test_a_disguised_address_in_the_subject_or_a_file_name_is_replaced(how):
     assert not out.leaks, out.leaks
 
 
+@pytest.mark.parametrize("charset", ["utf-16", "utf-32", "x-unknown"])
+def test_an_address_in_html_attributes_is_replaced_whatever_the_charset_label_says(charset):
+    """Found by the fuzzer: ASCII bytes labelled UTF-16 read as nothing in the label's charset, but "show
+    original" reads them as UTF-8, attributes included; the image the cid: named had been removed."""
+    raw = crlf("Subject: proof\nMIME-Version: 1.0\nContent-Type: multipart/related; boundary=b\n\n"
+               f"--b\nContent-Type: text/html; charset={charset}\n\n"
+               f'<p><img src="cid:{SHOP}" alt="proof"> <a title="{SHOP}" href="#">contact</a></p>\n'
+               "--b\nContent-Type: image/png; name=proof.png\nContent-Transfer-Encoding: base64\n\nAAAA\n--b--\n")
+    out = _leaves_no_real_address(raw)
+    assert not out.leaks, out.leaks
+
+
 async def test_over_smtp_the_buyer_reads_only_the_alias(relay, sink, conversation):
     body = (f"Hello, my address is {_fullwidth(SELLER)}, or o\u00adrders@seller-shop.example, "
             f"or <b>orders</b>@seller-shop.example.")
