@@ -14,13 +14,15 @@ import pytest
 
 from filters.settings import FiltersConfig
 from filters.view import Facts
+from relay.metadata import scrubbed
 from relay.mime import MalformedMessage
 from relay.rewrite import Plan
 from relay.scrub import AddressScrubber
 from relay.worker import prepare
 
 NO_FILTERS = FiltersConfig(**{rule: {"enabled": False} for rule in FiltersConfig.model_fields})
-ALL_FILTERS = FiltersConfig(**{rule: {"directions": ["seller_to_buyer"]} for rule in FiltersConfig.model_fields})
+ALL_FILTERS = FiltersConfig(**{rule: {"directions": ["seller_to_buyer"]} for rule, field in FiltersConfig.model_fields.items()
+                               if "directions" in field.annotation.model_fields})  # rules, not the readers
 FACTS = Facts(direction="seller_to_buyer", conversation_aliases=frozenset(), party_addresses=frozenset())
 
 CORPUS = sorted((Path(__file__).parent / "data" / "corpus").glob("*.eml"))
@@ -61,7 +63,8 @@ def test_corpus_message_is_rewritten_without_leaking(path):
     except MalformedMessage:
         return  # refused with a reason: acceptable for broken input, a crash is not
     assert outgoing.leaks == ()
-    assert binary_payloads(outgoing.message) == binary_payloads(raw)
+    # Binary parts change only by losing their author's metadata (relay/metadata.py).
+    assert binary_payloads(outgoing.message) == [scrubbed("", "", data) or data for data in binary_payloads(raw)]
     # Every filter reads it too, without crashing, whatever it decides.
     judged = prepare(raw, plan_for(addresses), ALL_FILTERS, FACTS, "en")
     assert judged.judgement.bounce or judged.leaks == ()
