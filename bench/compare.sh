@@ -23,5 +23,6 @@ if ! command -v smtp-source >/dev/null 2>&1 || ! ss -ltn 2>/dev/null | grep -q '
   bash "$PERF/setup-postfix.sh" --no-py-venv
 fi
 rm -f "$OUT"
-PATH="$PWD/.venv/bin:$PATH" python3 "$PERF/bench.py" --systems "$SYSTEMS" --cases "$CASES" --reps "$REPS" --out "$OUT"
+PATH="$PWD/.venv/bin:$PATH" python3 "$PERF/bench.py" --systems "$SYSTEMS" --cases "$CASES" --reps "$REPS" --out "$OUT" \
+  --project-cmd "$PWD/bench/relay-for-compare"
 python3 "$PERF/report.py" "$OUT"
