@@ -66,11 +66,17 @@ smtp_dns_support_level = disabled
 smtpd_peername_lookup = no
 smtp_tls_security_level = none
 """)
-        master = Path("/etc/postfix/master.cf").read_text().splitlines()
+        # The distribution's master.cf, not /etc/postfix's: the machine's own Postfix may be set up to
+        # listen elsewhere (the benchmark's setup-postfix.sh moves it to 127.0.0.1:2525).
+        shipped = Path("/usr/share/postfix/master.cf.dist")
+        master = (shipped if shipped.exists() else Path("/etc/postfix/master.cf")).read_text().splitlines()
         lines = []
         for line in master:
-            if line.split()[:2] == ["smtp", "inet"]:
-                line = line.replace("smtp", f"127.0.0.1:{self.port}", 1)
+            fields = line.split()
+            if len(fields) >= 8 and not line.startswith(("#", " ")) and fields[1] == "inet":
+                if fields[7] != "smtpd":
+                    continue  # the test's instance listens once, for smtpd
+                line = line.replace(fields[0], f"127.0.0.1:{self.port}", 1)
             fields = line.split()
             if len(fields) >= 8 and not line.startswith(("#", " ")) and fields[4] == "y":
                 fields[4] = "n"  # no chroot: the spool is the test's own
