@@ -214,7 +214,8 @@ class Store:
                     links[row.original_message_id] = ThreadLink(row.relay_message_id, sent_by)
             return links
 
-    async def activity(self, conversation_id: str) -> Activity:
+    async def activity(self, conversation_id: str, with_buyer_links: bool = False) -> Activity:
+        """with_buyer_links: also the fingerprints of the links the buyer wrote (for a seller's reply)."""
         forwarded = select(func.count()).select_from(MessageRecord).where(
             MessageRecord.conversation_id == conversation_id, MessageRecord.verdict == "forwarded")
         async with self.session() as db:
@@ -225,7 +226,7 @@ class Store:
             ))
             written = await db.scalars(select(MessageRecord.links_written).where(
                 MessageRecord.conversation_id == conversation_id, MessageRecord.direction == BUYER_TO_SELLER,
-                MessageRecord.verdict == "forwarded", MessageRecord.links_written.is_not(None)))
+                MessageRecord.verdict == "forwarded", MessageRecord.links_written.is_not(None))) if with_buyer_links else ()
             buyer_links = frozenset(p for value in written for p in value.split())
         return Activity(buyer_has_written=bool(from_buyer), unsolicited_last_day=unsolicited or 0,
                         buyer_links=buyer_links)

@@ -15,6 +15,7 @@ import zipfile
 
 import filetype
 
+from .documents import OLE2_MAGIC
 from .settings import AttachmentsRule
 from .verdict import Verdict, bounce, strip
 from .view import Attachment, WrappedFile
@@ -28,14 +29,13 @@ ARCHIVES = {"zip", "rar", "7z", "gz", "bz2", "xz", "tar", "cab", "zst", "lz", "l
 _OLE_MACROS = "_VBA_PROJECT".encode("utf-16-le")
 
 
-_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _OLE_STREAMS = (("WordDocument", "doc"), ("PowerPoint Document", "ppt"), ("Workbook", "xls"), ("Book", "xls"))
 
 
 def _kind(data: bytes) -> str | None:
     """The file type the bytes are. An OLE2 compound file is what its streams say: filetype guesses
     from a few bytes and calls many Word 97 files .ppt."""
-    if data.startswith(_OLE2):
+    if data.startswith(OLE2_MAGIC):
         import olefile
 
         try:

@@ -12,11 +12,9 @@ addresses are fine: the rewrite turns the real ones into aliases.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
-from . import domains, phones
+from . import domains, phones, phrases
 from .content import Finding, Readable, around
-from .phrases import PhraseBook
 from .view import Facts
 
 _ADDRESS = re.compile(r"(?i)(?<![\w.+\-])[\w.+\-]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)+")
@@ -76,11 +74,6 @@ def _part_of_an_address(text: str, match: re.Match, allowed: frozenset[str]) -> 
     return "-" in tail or any(a.endswith("@" + tail) or a.startswith(tail + "@") for a in allowed)
 
 
-@lru_cache(maxsize=1)
-def _invitations() -> PhraseBook:
-    return PhraseBook("offplatform")
-
-
 def _plausible(local: str, joiner: str, domain: str) -> bool:
     if not joiner.strip().lower() == "at":  # bracketed forms are deliberate
         return True
@@ -122,7 +115,7 @@ def _elsewhere(text: str, allowed: frozenset[str]) -> Finding | None:
             if pattern is _BARE_HANDLE and _part_of_an_address(text, match, allowed):
                 continue
             return Finding(around(text, match.start(), match.end()), reason)
-    found = _invitations().find(text)
+    found = phrases.book("offplatform").find(text)
     if found:
         return Finding(found, "an invitation to continue outside the marketplace")
     return None

@@ -33,7 +33,9 @@ DAMAGED = "damaged"
 TOO_LARGE = "too large when uncompressed"
 NO_DOC_READER = "no reader for .doc files older than Word 97"
 
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+"""A compound file's first bytes: a legacy .doc, .xls or .ppt."""
+_OLE_MAGIC = OLE2_MAGIC
 # pypdf warns (and "errs") once for each broken object of the sender's file: a hostile PDF would write thousands of lines
 # into the relay's log, and the reading's `why` already says what the relay needs to know.
 logging.getLogger("pypdf").setLevel(logging.CRITICAL)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .documents import OLE2_MAGIC
 from .settings import FiltersConfig
 
 IMAGE = "image"
@@ -29,7 +30,7 @@ class Inside:
 def kind_of(data: bytes) -> str | None:
     if data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
         return IMAGE
-    if data.startswith((b"%PDF-", b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")) or b"%PDF-" in data[:1024]:
+    if data.startswith((b"%PDF-", b"PK\x03\x04", OLE2_MAGIC)) or b"%PDF-" in data[:1024]:
         return DOCUMENT
     return None
 

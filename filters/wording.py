@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from functools import lru_cache
 
 from .content import Finding, Readable
-from .phrases import PhraseBook, fold
+from .phrases import PhraseBook, book, fold
 
 REASONS = {
     "promotion": "promotional content (coupons, other products, invitations to a shop or social media)",
@@ -25,20 +24,15 @@ _SENTENCE = re.compile(r"[^.!?;\n]+")
 _AMOUNT = re.compile(r"\d+ ?(?:%|percent|por ?ciento|per ?cento|persen)|(?:[$£€]|rp|usd|eur) ?\d|\d ?(?:[$£€]|eur|euro)")
 
 
-@lru_cache(maxsize=None)
-def _book(kind: str) -> PhraseBook:
-    return PhraseBook(kind)
-
-
 def _tied(text: str, kind: str) -> str | None:
     """The first passage that ties a rating to something of value (review), or an amount to a
     discount (promotion). A passage is a sentence and the one before it: "We saw your one-star
     review. If you change it, we refund 10 €." is one offer. Only the sentences around a rating
     word (or an amount) are looked at: one pass over a long text finds them."""
-    has = {name: _book(name).pattern.search for name in
+    has = {name: book(name).pattern.search for name in
            ("rating_words", "value_words", "discount_words", "refund_words", "condition_words")}
     folded = fold(text)
-    anchors = _book("rating_words").pattern if kind == "review" else _AMOUNT
+    anchors = book("rating_words").pattern if kind == "review" else _AMOUNT
     sentences = None
     for hit in anchors.finditer(folded):
         if sentences is None:

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     except commands.Failure as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 1
-    except commands.BadSetup as exc:
+    except (commands.BadSetup, logs.PseudonymKeyError) as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

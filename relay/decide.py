@@ -200,7 +200,7 @@ class Decider:
 
         links, activity, earlier = await asyncio.gather(  # independent reads, one round trip of waiting
             self.store.thread_links(route.conversation_id, route.direction, ids.all_referenced),
-            self.store.activity(route.conversation_id),
+            self.store.activity(route.conversation_id, with_buyer_links=route.direction == SELLER_TO_BUYER),
             self.queue.handed_on(identity),
         )
         if earlier:

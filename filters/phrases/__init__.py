@@ -33,6 +33,12 @@ def shipped() -> dict[str, dict[str, tuple[str, ...]]]:
     return books
 
 
+@lru_cache(maxsize=None)
+def book(kind: str) -> PhraseBook:
+    """The shipped phrases of one kind, compiled once per process."""
+    return PhraseBook(kind)
+
+
 class PhraseBook:
     def __init__(self, kind: str, extra: list[str] = ()):
         patterns = [p for book in shipped().values() for p in book[kind]] + list(extra)
