@@ -1,9 +1,12 @@
 """Engines and schema migrations. Alembic owns the schema; nothing calls create_all."""
 from __future__ import annotations
 
+import asyncio
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import sqlalchemy
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
@@ -35,20 +38,90 @@ def is_sqlite(url: str) -> bool:
 def create_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(async_url(url), pool_pre_ping=not is_sqlite(url))
     if is_sqlite(url):
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):
-            # WAL lets the CLI write while `relay serve` reads; the busy timeout
-            # makes a brief writer collision wait instead of failing.
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit is on disk before the client hears 250, power loss
-            # included. Group commit (aliases/queue.py) shares one fsync among
-            # the messages of every session waiting at that moment.
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA busy_timeout=5000")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets the CLI write while `relay serve` reads; the busy timeout
+    # makes a brief writer collision wait instead of failing.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on disk before the client hears 250, power loss
+    # included. Group commit (aliases/queue.py) shares one fsync among
+    # the messages of every session waiting at that moment.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Database:
+    """The store's engine, and a way to run a piece of synchronous SQLAlchemy Core work in one go.
+
+    The per-message path (the route, a message's facts, the queue's group
+    commit) is written as plain functions of a connection and run with read()
+    or write(). On PostgreSQL they run on the asyncpg connection (run_sync).
+    On SQLite they run whole in a thread of a small pool on the stdlib driver:
+    aiosqlite hands every cursor call to its thread and back, and a busy event
+    loop made each of those hand-offs cost a turn of the loop, so a commit of
+    twenty statements waited for eighty turns. The async engine stays for the
+    rest (commands, the operator's views, migrations).
+    """
+
+    THREADS = 4
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = create_engine(url)
+        self._sync: sqlalchemy.Engine | None = None
+        self._threads: ThreadPoolExecutor | None = None
+        if is_sqlite(url):
+            self._sync = sqlalchemy.create_engine(
+                url, pool_size=self.THREADS, max_overflow=0,
+                # pysqlite leaves BEGIN to the first write; a read then sees one snapshot only if asked.
+            )
+            event.listen(self._sync, "connect", _sqlite_pragmas)
+
+    @property
+    def postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    async def read(self, work, *args):
+        """work(connection, *args), outside a transaction of its own making."""
+        if self._sync is None:
+            async with self.engine.connect() as connection:
+                return await connection.run_sync(work, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool(), self._read, work, args)
+
+    async def write(self, work, *args):
+        """work(connection, *args) in one transaction, committed when it returns."""
+        if self._sync is None:
+            async with self.engine.begin() as connection:
+                return await connection.run_sync(work, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool(), self._write, work, args)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(self.THREADS, thread_name_prefix="store")
+        return self._threads
+
+    def _read(self, work, args):
+        with self._sync.connect() as connection:
+            return work(connection, *args)
+
+    def _write(self, work, args):
+        with self._sync.begin() as connection:
+            return work(connection, *args)
+
+    async def dispose(self) -> None:
+        """Close every connection; the next use opens new ones, as AsyncEngine.dispose does."""
+        await self.engine.dispose()
+        if self._sync is not None:
+            self._sync.dispose()  # checked-in connections only: no work is running at a dispose
+            if self._threads is not None:
+                self._threads.shutdown(wait=False)
+                self._threads = None
 
 
 def alembic_config() -> AlembicConfig:

@@ -81,6 +81,7 @@ class MessageRecord(Base):
     __table_args__ = (
         Index("ix_messages_relay_message_id", "relay_message_id"),
         Index("ix_messages_original_message_id", "original_message_id"),
+        Index("ix_messages_activity", "conversation_id", "direction", "verdict", "finished_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

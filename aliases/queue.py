@@ -20,8 +20,8 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .database import Database
 from .models import BounceToken, HandedOn, MessageRecord, OutgoingMessage, utcnow
 from .views import Decision
 
@@ -94,11 +94,12 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 class Queue:
-    def __init__(self, engine: AsyncEngine, node: str, lease: float):
-        self.engine = engine
+    def __init__(self, database: Database, node: str, lease: float):
+        self.database = database
+        self.engine = database.engine
         self.node = node
         self.lease = timedelta(seconds=lease)
-        self.postgres = engine.dialect.name == "postgresql"
+        self.postgres = database.postgres
         self._pending: list[tuple[object, asyncio.Future]] = []
         self._wake = asyncio.Event()
         self._committer: asyncio.Task | None = None
@@ -123,10 +124,10 @@ class Queue:
         return await self._in_next_commit(lambda connection: self._write(connection, acceptance))
 
     async def _in_next_commit(self, work):
-        """Run work(connection) in the next group transaction, with whatever else is waiting then."""
+        """Run work(connection), a plain function, in the next group transaction, with whatever else is
+        waiting then."""
         if self._committer is None or self._committer.done():  # a command, not a running relay
-            async with self.engine.begin() as connection:
-                return await work(connection)
+            return await self.database.write(work)
         future = asyncio.get_running_loop().create_future()
         self._pending.append((work, future))
         self._wake.set()
@@ -142,9 +143,7 @@ class Queue:
 
     async def _commit(self, batch: list[tuple[object, asyncio.Future]]) -> None:
         try:
-            async with self.engine.begin() as connection:
-                ids = [await work(connection) for work, _ in batch]
-                await self._purge(connection)
+            ids = await self.database.write(self._together, [work for work, _ in batch])
         except Exception as exc:
             if len(batch) > 1:  # one bad acceptance must not fail the others: each again, alone
                 for single in batch:
@@ -157,24 +156,29 @@ class Queue:
             if not future.done():
                 future.set_result(result)
 
-    async def _write(self, connection, acceptance: Acceptance) -> int:
+    def _together(self, connection, works) -> list:
+        results = [work(connection) for work in works]
+        self._purge(connection)
+        return results
+
+    def _write(self, connection, acceptance: Acceptance) -> int:
         now = utcnow()
         decision = acceptance.decision
         forwards = [c for c in acceptance.copies if c.kind == FORWARD]
-        message_id = (await connection.execute(insert(_MESSAGES).returning(_MESSAGES.c.id), {
+        message_id = (connection.execute(insert(_MESSAGES).returning(_MESSAGES.c.id), {
             **decision.__dict__, "finished_at": now, "delivery": QUEUED if forwards else None,
             "attempts": 0, "notice_context": acceptance.notice_context,
         })).scalar_one()
         if acceptance.copies:
-            await connection.execute(insert(_OUTGOING), [{
+            connection.execute(insert(_OUTGOING), [{
                 "message_id": message_id, "kind": copy.kind, "envelope_from": copy.envelope_from,
                 "recipient": copy.recipient, "body": copy.body, "created_at": now, "due_at": now, "attempts": 0,
                 "warned": False,
             } for copy in acceptance.copies])
-            await connection.execute(insert(_TOKENS), [
+            connection.execute(insert(_TOKENS), [
                 {"token": copy.token, "message_id": message_id, "kind": copy.kind, "created_at": now}
                 for copy in acceptance.copies])
-        await connection.execute(self._remember(acceptance.identity, acceptance.reply, now))
+        connection.execute(self._remember(acceptance.identity, acceptance.reply, now))
         return message_id
 
     def _remember(self, identity: str, reply: str, now: datetime):
@@ -182,20 +186,19 @@ class Queue:
         statement = dialect.insert(_HANDED_ON).values(identity=identity, reply=reply, created_at=now)
         return statement.on_conflict_do_update(index_elements=["identity"], set_={"reply": reply, "created_at": now})
 
-    async def _purge(self, connection) -> None:
+    def _purge(self, connection) -> None:
         now = utcnow()
         if self._purged_at is not None and now - self._purged_at < _PURGE_EVERY:
             return
         self._purged_at = now
-        await connection.execute(delete(_HANDED_ON).where(_HANDED_ON.c.created_at < now - REMEMBER_HANDED_ON))
-        await connection.execute(delete(_TOKENS).where(_TOKENS.c.created_at < now - KEEP_TOKENS))
+        connection.execute(delete(_HANDED_ON).where(_HANDED_ON.c.created_at < now - REMEMBER_HANDED_ON))
+        connection.execute(delete(_TOKENS).where(_TOKENS.c.created_at < now - KEEP_TOKENS))
 
-    async def handed_on(self, identity: str) -> str | None:
+    @staticmethod
+    def handed_on(connection, identity: str) -> str | None:
         """The reply given when this message was accepted within a day, or None."""
-        async with self.engine.connect() as connection:
-            return (await connection.execute(select(_HANDED_ON.c.reply).where(
-                _HANDED_ON.c.identity == identity,
-                _HANDED_ON.c.created_at > utcnow() - REMEMBER_HANDED_ON))).scalar()
+        return connection.execute(select(_HANDED_ON.c.reply).where(
+            _HANDED_ON.c.identity == identity, _HANDED_ON.c.created_at > utcnow() - REMEMBER_HANDED_ON)).scalar()
 
     # -- delivering: claims, leases, outcomes --------------------------------------------
 
@@ -214,15 +217,12 @@ class Queue:
                                 _OUTGOING.c.recipient, _OUTGOING.c.attempts, _OUTGOING.c.created_at,
                                 _OUTGOING.c.warned))
 
-        async def claim(connection):
-            return (await connection.execute(statement)).all()
-
-        rows = await self._in_next_commit(claim)  # a write too: it shares the next fsync
+        rows = await self._in_next_commit(lambda connection: connection.execute(statement).all())  # a write too: it shares the next fsync
         return [Claimed(*row[:6], _aware(row[6]), row[7]) for row in sorted(rows, key=lambda r: r[0])]
 
     async def body(self, item: Claimed) -> bytes:
-        async with self.engine.connect() as connection:
-            return (await connection.execute(select(_OUTGOING.c.body).where(_OUTGOING.c.id == item.id))).scalar_one()
+        return await self.database.read(
+            lambda connection: connection.execute(select(_OUTGOING.c.body).where(_OUTGOING.c.id == item.id)).scalar_one())
 
     async def release_own(self) -> int:
         """Leases this node's name held when it last stopped or died: free them now."""
@@ -249,40 +249,39 @@ class Queue:
     async def _finish(self, item: Claimed, reply: str, state: str, notice: Copy | None = None) -> None:
         await self._in_next_commit(lambda connection: self._finished(connection, item, reply, state, notice))
 
-    async def _finished(self, connection, item: Claimed, reply: str, state: str, notice: Copy | None) -> None:
-        await connection.execute(delete(_OUTGOING).where(_OUTGOING.c.id == item.id))
+    def _finished(self, connection, item: Claimed, reply: str, state: str, notice: Copy | None) -> None:
+        connection.execute(delete(_OUTGOING).where(_OUTGOING.c.id == item.id))
         if item.message_id is not None and item.kind == FORWARD:
-            await connection.execute(update(_MESSAGES).where(_MESSAGES.c.id == item.message_id).values(
+            connection.execute(update(_MESSAGES).where(_MESSAGES.c.id == item.message_id).values(
                 delivery=state, next_hop_reply=reply, attempts=item.attempts + 1))
         if notice is not None:
-            await self._add(connection, item.message_id, notice)
+            self._add(connection, item.message_id, notice)
 
     async def deferred(self, item: Claimed, reply: str, due: datetime, warning: Copy | None = None) -> None:
         await self._in_next_commit(lambda connection: self._deferred(connection, item, reply, due, warning))
 
-    async def _deferred(self, connection, item: Claimed, reply: str, due: datetime, warning: Copy | None) -> None:
-        await connection.execute(update(_OUTGOING).where(_OUTGOING.c.id == item.id).values(
+    def _deferred(self, connection, item: Claimed, reply: str, due: datetime, warning: Copy | None) -> None:
+        connection.execute(update(_OUTGOING).where(_OUTGOING.c.id == item.id).values(
             attempts=item.attempts + 1, due_at=due, last_reply=reply, lease_owner=None, lease_until=None,
             warned=item.warned or warning is not None))
         if item.message_id is not None and item.kind == FORWARD:
-            await connection.execute(update(_MESSAGES).where(_MESSAGES.c.id == item.message_id).values(
+            connection.execute(update(_MESSAGES).where(_MESSAGES.c.id == item.message_id).values(
                 delivery=DEFERRED, next_hop_reply=reply, attempts=item.attempts + 1))
         if warning is not None:
-            await self._add(connection, item.message_id, warning)
+            self._add(connection, item.message_id, warning)
 
     async def add(self, message_id: int | None, copy: Copy) -> None:
         """Queue one more copy about a message already accepted (a notice written later)."""
-        async with self.engine.begin() as connection:
-            await self._add(connection, message_id, copy)
+        await self.database.write(self._add, message_id, copy)
 
-    async def _add(self, connection, message_id: int | None, copy: Copy) -> None:
+    def _add(self, connection, message_id: int | None, copy: Copy) -> None:
         now = utcnow()
-        await connection.execute(insert(_OUTGOING), {
+        connection.execute(insert(_OUTGOING), {
             "message_id": message_id, "kind": copy.kind, "envelope_from": copy.envelope_from,
             "recipient": copy.recipient, "body": copy.body, "created_at": now, "due_at": now, "attempts": 0,
             "warned": False})
         if message_id is not None:
-            await connection.execute(insert(_TOKENS), {"token": copy.token, "message_id": message_id,
+            connection.execute(insert(_TOKENS), {"token": copy.token, "message_id": message_id,
                                                        "kind": copy.kind, "created_at": now})
 
     async def notice_context(self, message_id: int | None) -> str | None:

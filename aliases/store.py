@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from .addresses import new_local_part, normalize
+from .database import Database
 from .models import Alias, Conversation, MessageRecord, Party, SenderAddress, utcnow
+from .queue import Queue
 from .views import (
     BUYER,
     BUYER_TO_SELLER,
@@ -47,6 +51,40 @@ def _route_query():
 _ROUTE = _route_query()
 
 
+_FORWARDED = (MessageRecord.verdict == "forwarded")
+
+
+def _activity_query():
+    """Built once, like the route: the opt-out and over-messaging facts of a conversation in one statement."""
+    conversation = bindparam("conversation")
+    return select(
+        exists().where(MessageRecord.conversation_id == conversation, _FORWARDED,
+                       MessageRecord.direction == BUYER_TO_SELLER),
+        select(func.count()).select_from(MessageRecord).where(
+            MessageRecord.conversation_id == conversation, _FORWARDED, MessageRecord.direction == SELLER_TO_BUYER,
+            MessageRecord.unsolicited.is_(True), MessageRecord.finished_at > bindparam("since")).scalar_subquery(),
+    )
+
+
+_ACTIVITY = _activity_query()
+_BUYER_LINKS = select(MessageRecord.links_written).where(
+    MessageRecord.conversation_id == bindparam("conversation"), MessageRecord.direction == BUYER_TO_SELLER,
+    _FORWARDED, MessageRecord.links_written.is_not(None))
+ROUTES_CACHED = 50_000
+
+
+@dataclass(frozen=True)
+class Arrived:
+    """What the store says about a message as it arrives: all read at once, in one round trip."""
+
+    route: Route | None
+    """Read again, not cached: a party's opt-out, names and addresses may have changed since RCPT."""
+    links: dict[str, ThreadLink]
+    activity: Activity
+    earlier_reply: str | None
+    """The reply given when this very message was accepted before (a client's retry), or None."""
+
+
 def _party_view(address: str, role: str, name: str | None, locale: str, opted_out: bool, extras) -> PartyView:
     return PartyView(address, role, name, locale, opted_out, frozenset({address, *extras}))
 
@@ -57,10 +95,15 @@ def _view(party: Party) -> PartyView:
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine, domain: str):
-        self.engine = engine
+    def __init__(self, database: Database, domain: str):
+        self.database = database
+        self.engine = database.engine
         self.domain = domain
-        self.session = async_sessionmaker(engine, expire_on_commit=False)
+        self.session = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._routes: OrderedDict[str, Route] = OrderedDict()
+        """Routes read at RCPT, by local part. An alias never changes its conversation or party once
+        issued, and sender addresses are only ever added: a cached route that admits a sender is right,
+        one that does not is read again (route(fresh=True)). What can change is read at DATA (arrived)."""
 
     def address_of(self, local_part: str) -> str:
         return f"{local_part}@{self.domain}"
@@ -152,23 +195,44 @@ class Store:
                 seller_alias=self.address_of(aliases[seller_party.id]),
             )
 
-    async def route(self, local_part: str) -> Route | None:
-        """The route for mail to LOCAL@domain, or None for an alias nobody was given.
+    async def route(self, local_part: str, fresh: bool = False) -> Route | None:
+        """The route for mail to LOCAL@domain, or None for an alias nobody was given (never cached:
+        it may be issued the next moment)."""
+        local_part = local_part.lower()
+        if not fresh and (cached := self._routes.get(local_part)) is not None:
+            self._routes.move_to_end(local_part)
+            return cached
+        route = await self.database.read(self._route, local_part)
+        if route is not None:
+            self._routes[local_part] = route
+            if len(self._routes) > ROUTES_CACHED:
+                self._routes.popitem(last=False)
+        return route
 
-        Asked at every RCPT, so it is two queries: the alias with its
-        conversation, both parties and the other alias; then the sellers' extra
-        sender addresses.
-        """
-        async with self.session() as db:
-            row = (await db.execute(_ROUTE, {"local_part": local_part.lower()})).first()
-            if row is None:
-                return None
-            party_id, other_local, conversation_id, order_id, category = row[:5]
-            buyer_row, seller_row = row[5:11], row[11:17]
-            extras = (await db.execute(
-                select(SenderAddress.party_id, SenderAddress.address)
-                .where(SenderAddress.party_id.in_([buyer_row[0], seller_row[0]]))
-            )).all()
+    async def arrived(self, route: Route, thread_ids: list[str], identity: str) -> Arrived:
+        """The route again, the thread links, the conversation's activity and any earlier acceptance of
+        this message: everything the decision needs from the store, in one go."""
+        return await self.database.read(self._arrived, route, thread_ids, identity)
+
+    def _arrived(self, connection, route: Route, thread_ids: list[str], identity: str) -> Arrived:
+        fresh = self._route(connection, route.recipient_alias.partition("@")[0])
+        links = self._thread_links(connection, route.conversation_id, route.direction, thread_ids)
+        activity = (self._activity(connection, route.conversation_id, with_buyer_links=True)
+                    if route.direction == SELLER_TO_BUYER else Activity(False, 0))
+        return Arrived(fresh, links, activity, Queue.handed_on(connection, identity))
+
+    def _route(self, connection, local_part: str) -> Route | None:
+        """Two queries: the alias with its conversation, both parties and the other alias; then the
+        parties' extra sender addresses."""
+        row = connection.execute(_ROUTE, {"local_part": local_part}).first()
+        if row is None:
+            return None
+        party_id, other_local, conversation_id, order_id, category = row[:5]
+        buyer_row, seller_row = row[5:11], row[11:17]
+        extras = connection.execute(
+            select(SenderAddress.party_id, SenderAddress.address)
+            .where(SenderAddress.party_id.in_([buyer_row[0], seller_row[0]]))
+        ).all()
 
         def view(party_row) -> PartyView:
             return _party_view(*party_row[1:], [a for p, a in extras if p == party_row[0]])
@@ -180,7 +244,7 @@ class Store:
             direction=BUYER_TO_SELLER if to_seller else SELLER_TO_BUYER,
             recipient=seller_view if to_seller else buyer_view,
             sender=buyer_view if to_seller else seller_view,
-            recipient_alias=self.address_of(local_part.lower()),
+            recipient_alias=self.address_of(local_part),
             sender_alias=self.address_of(other_local),
         )
 
@@ -193,43 +257,40 @@ class Store:
         and the sender's own original maps to the id the relay gave it. Ids the
         relay never issued are absent from the result, so the caller drops them.
         """
+        return await self.database.read(self._thread_links, conversation_id, direction, ids)
+
+    @staticmethod
+    def _thread_links(connection, conversation_id: str, direction: str, ids: list[str]) -> dict[str, ThreadLink]:
         if not ids:
             return {}
-        async with self.session() as db:
-            rows = await db.scalars(
-                select(MessageRecord).where(
-                    MessageRecord.conversation_id == conversation_id,
-                    MessageRecord.verdict == "forwarded",
-                    or_(MessageRecord.relay_message_id.in_(ids), MessageRecord.original_message_id.in_(ids)),
-                )
-            )
-            links: dict[str, ThreadLink] = {}
-            for row in rows:
-                sent_by = BUYER if row.direction == BUYER_TO_SELLER else SELLER
-                if row.direction != direction and row.relay_message_id in ids:
-                    # A reply to a message that came without an id of its own: still in that
-                    # thread, with nothing to translate its id back to.
-                    links[row.relay_message_id] = ThreadLink(row.original_message_id, sent_by)
-                if row.direction == direction and row.original_message_id in ids and row.relay_message_id:
-                    links[row.original_message_id] = ThreadLink(row.relay_message_id, sent_by)
-            return links
+        rows = connection.execute(
+            select(MessageRecord.direction, MessageRecord.relay_message_id, MessageRecord.original_message_id)
+            .where(MessageRecord.conversation_id == conversation_id, _FORWARDED,
+                   or_(MessageRecord.relay_message_id.in_(ids), MessageRecord.original_message_id.in_(ids)))
+            .order_by(MessageRecord.id))
+        links: dict[str, ThreadLink] = {}
+        for sent_in, relay_message_id, original_message_id in rows:
+            sent_by = BUYER if sent_in == BUYER_TO_SELLER else SELLER
+            if sent_in != direction and relay_message_id in ids:
+                # A reply to a message that came without an id of its own: still in that
+                # thread, with nothing to translate its id back to.
+                links[relay_message_id] = ThreadLink(original_message_id, sent_by)
+            if sent_in == direction and original_message_id in ids and relay_message_id:
+                links[original_message_id] = ThreadLink(relay_message_id, sent_by)
+        return links
 
     async def activity(self, conversation_id: str, with_buyer_links: bool = False) -> Activity:
         """with_buyer_links: also the fingerprints of the links the buyer wrote (for a seller's reply)."""
-        forwarded = select(func.count()).select_from(MessageRecord).where(
-            MessageRecord.conversation_id == conversation_id, MessageRecord.verdict == "forwarded")
-        async with self.session() as db:
-            from_buyer = await db.scalar(forwarded.where(MessageRecord.direction == BUYER_TO_SELLER))
-            unsolicited = await db.scalar(forwarded.where(
-                MessageRecord.direction == SELLER_TO_BUYER, MessageRecord.unsolicited.is_(True),
-                MessageRecord.finished_at > utcnow() - timedelta(hours=24),
-            ))
-            written = await db.scalars(select(MessageRecord.links_written).where(
-                MessageRecord.conversation_id == conversation_id, MessageRecord.direction == BUYER_TO_SELLER,
-                MessageRecord.verdict == "forwarded", MessageRecord.links_written.is_not(None))) if with_buyer_links else ()
-            buyer_links = frozenset(p for value in written for p in value.split())
+        return await self.database.read(self._activity, conversation_id, with_buyer_links)
+
+    @staticmethod
+    def _activity(connection, conversation_id: str, with_buyer_links: bool) -> Activity:
+        from_buyer, unsolicited = connection.execute(_ACTIVITY, {
+            "conversation": conversation_id, "since": utcnow() - timedelta(hours=24)}).one()
+        written = connection.execute(_BUYER_LINKS, {"conversation": conversation_id}).scalars() \
+            if with_buyer_links and from_buyer else ()
         return Activity(buyer_has_written=bool(from_buyer), unsolicited_last_day=unsolicited or 0,
-                        buyer_links=buyer_links)
+                        buyer_links=frozenset(p for value in written for p in value.split()))
 
     async def record(self, decision: Decision) -> None:
         async with self.session.begin() as db:

@@ -34,16 +34,16 @@ class BadSetup(Exception):
 async def _with_store(config: Config, work):
     """Run work(store) on a database brought to head (SQLite) or found at head (others)."""
     url = config.database_url()
-    engine = database.create_engine(url)
+    db = database.Database(url)
     try:
-        await database.prepare(engine, url)
-        return await work(Store(engine, config.aliases.domain))
+        await database.prepare(db.engine, url)
+        return await work(Store(db, config.aliases.domain))
     except (database.DatabaseError, InvalidAddress, StoreError) as exc:
         raise Failure(str(exc)) from None
     except SQLAlchemyError as exc:  # locked past the busy timeout, connection lost mid-command
         raise Failure(str(database.explained(url, exc))) from None
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 async def _upgrade(config: Config) -> None:
@@ -73,10 +73,10 @@ async def _serve(config: Config) -> None:
     try:
         await relay.start()
     except database.DatabaseError as exc:
-        await relay.engine.dispose()
+        await relay.database.dispose()
         raise Failure(str(exc)) from None
     except OSError as exc:
-        await relay.engine.dispose()
+        await relay.database.dispose()
         raise Failure(f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror or exc}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -89,16 +89,16 @@ async def _serve(config: Config) -> None:
 
 async def _with_queue(config: Config, work):
     url = config.database_url()
-    engine = database.create_engine(url)
+    db = database.Database(url)
     try:
-        await database.prepare(engine, url)
-        return await work(Queue(engine, "operator", config.delivery.lease_seconds))
+        await database.prepare(db.engine, url)
+        return await work(Queue(db, "operator", config.delivery.lease_seconds))
     except database.DatabaseError as exc:
         raise Failure(str(exc)) from None
     except SQLAlchemyError as exc:
         raise Failure(str(database.explained(url, exc))) from None
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 def _waiting_as_dict(item) -> dict:

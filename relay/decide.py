@@ -21,7 +21,7 @@ import logging
 import secrets
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from email.utils import format_datetime
 
@@ -194,17 +194,16 @@ class Decider:
         hops = len(relay_traces(arrival.entity))
         if hops >= self.config.server.max_relay_hops:
             return Outcome(replies.MAIL_LOOP(hops=hops), "refused", "mail_loop", f"{hops} relay hops")
+        known = await self.store.arrived(route, ids.all_referenced, identity)
+        if known.route is not None:  # the parties as they are now, not as the RCPT cache had them
+            arrival = replace(arrival, route=known.route)
+            route = known.route
         refused = self._who(arrival)
         if refused:
             return refused
-
-        links, activity, earlier = await asyncio.gather(  # independent reads, one round trip of waiting
-            self.store.thread_links(route.conversation_id, route.direction, ids.all_referenced),
-            self.store.activity(route.conversation_id, with_buyer_links=route.direction == SELLER_TO_BUYER),
-            self.queue.handed_on(identity),
-        )
-        if earlier:
-            return Outcome(replies.ALREADY_HANDLED(reply=earlier), "duplicate", "retry",
+        links, activity = known.links, known.activity
+        if known.earlier_reply:
+            return Outcome(replies.ALREADY_HANDLED(reply=known.earlier_reply), "duplicate", "retry",
                            "the same message was accepted before; not again")
         # Counted only now: a forger refused above, or a client's retry, uses up nobody's hour.
         over = self.rates.over(route.sender.address, route.conversation_id)

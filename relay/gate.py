@@ -117,8 +117,11 @@ class Gatekeeper:
         # names its hosts and mailboxes, which the relay cannot know to remove.
         # Compared as the addresses read, the way the rewrite finds the party's
         # address in the text: a spelling it would replace is that party.
-        if comparable(envelope.mail_from or "") not in {comparable(a) for a in route.sender.sender_addresses}:
-            return replies.NOT_COUNTERPART, route
+        if not _may_send(envelope.mail_from, route):
+            # The cached route may predate an address the sender added since: ask the store itself.
+            route = await self.store.route(local, fresh=True)
+            if route is None or not _may_send(envelope.mail_from, route):
+                return replies.NOT_COUNTERPART, route
         return replies.RECIPIENT_OK, route
 
     async def handle_DATA(self, server, session: Session, envelope: Envelope):
@@ -173,6 +176,10 @@ class Gatekeeper:
         ref = uuid.uuid4().hex[:12]
         log.error("session error", exc_info=error, extra={"ref": ref})
         return replies.INTERNAL_ERROR(ref=ref)
+
+
+def _may_send(envelope_from: str | None, route) -> bool:
+    return comparable(envelope_from or "") in {comparable(a) for a in route.sender.sender_addresses}
 
 
 def _one_reply(answers: list[str]) -> str:

@@ -56,8 +56,9 @@ class Relay:
         self.config = config
         self.signer = load_signer(config)
         self.certificates = load_certificates(config)
-        self.engine = database.create_engine(config.database_url())
-        self.store = Store(self.engine, config.aliases.domain)
+        self.database = database.Database(config.database_url())
+        self.engine = self.database.engine
+        self.store = Store(self.database, config.aliases.domain)
         self.sessions = Sessions()
         limits = config.limits
         self.summary = Summary(AddressLabels.of(config))
@@ -68,7 +69,7 @@ class Relay:
             Limits(limits.worker_memory_mb * 2**20, limits.worker_recycle_mb * 2**20),
             worker.warm_up, (config.filters, dkim),
         )
-        self.queue = Queue(self.engine, config.server.node or f"{config.server.hostname}:{config.server.port}",
+        self.queue = Queue(self.database, config.server.node or f"{config.server.hostname}:{config.server.port}",
                            config.delivery.lease_seconds)
         self.resolver = Resolver(config.dns)
         self.delivery = Delivery(config, self.queue, NextHops(config.delivery, config.server.hostname, self.resolver),
@@ -172,7 +173,7 @@ class Relay:
             await self.server.wait_closed()
         await self.queue.close()
         await self.workers.close()
-        await self.engine.dispose()
+        await self.database.dispose()
         self.summary.flush()
         log.info("stopped")
 

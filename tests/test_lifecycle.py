@@ -162,7 +162,7 @@ async def test_a_550_gives_the_sender_a_notice_and_the_message_fails(relay, sink
 
 async def test_an_unexpected_error_is_a_temporary_failure_with_a_reference(relay, sink, conversation, caplog,
                                                                          database_url):
-    await relay.engine.dispose()
+    await relay.database.dispose()
     from sqlalchemy import text
     if database_url.startswith("sqlite"):  # the store vanishes under the relay
         os.remove(relay.config.database_url().removeprefix("sqlite:///"))

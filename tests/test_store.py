@@ -24,10 +24,10 @@ backend = both_backends
 
 @pytest.fixture
 async def store(database_url):
-    engine = database.create_engine(database_url)
-    await database.upgrade(engine)
-    yield Store(engine, "relay.test")
-    await engine.dispose()
+    db = database.Database(database_url)
+    await database.upgrade(db.engine)
+    yield Store(db, "relay.test")
+    await db.dispose()
 
 
 async def test_schema_is_owned_by_migrations(backend, tmp_path):
