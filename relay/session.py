@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import re
+from email._header_value_parser import get_addr_spec, get_angle_addr
+from email.errors import HeaderParseError
 
 from aiosmtpd.smtp import SMTP, syntax
 
@@ -158,6 +160,20 @@ class RelaySession(SMTP):
             await self.push(replies.TOO_BIG(limit=str(self.data_size_limit)))
             return
         await super().smtp_MAIL(arg)
+
+    def _getaddr(self, arg: str):
+        """aiosmtpd's, without the typing.Protocol class it defines on every call (a twentieth of the
+        main thread's time at 2 KB: class creation is slow)."""
+        if not arg:
+            return "", ""
+        try:
+            address, rest = (get_angle_addr if arg.lstrip().startswith("<") else get_addr_spec)(arg)
+        except HeaderParseError:
+            return None, None
+        addr = address.addr_spec
+        if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return addr, rest
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
