@@ -38,8 +38,10 @@ _BINHEX = re.compile(r"(?mi)^\(This file must be converted with BinHex[^\r\n]*\)
 # Three or more lines of nothing but base64, each at least 40 characters: what a paste of an
 # encoded file looks like (and, in a quoted reply, with "> " in front).
 _B64_BLOCK = re.compile(r"(?m)(?:^[ \t>]*[A-Za-z0-9+/]{40,}={0,2}[ \t]*\r?\n){2,}^[ \t>]*[A-Za-z0-9+/]{4,}={0,2}[ \t]*\r?$")
-_B64_RUN = re.compile(r"[A-Za-z0-9+/]+={0,2}")  # runs, each read once; the long ones are candidates
+# Runs of 400 base64 characters or more, each found from its first character (the lookbehind), so
+# ordinary words are stepped over inside the regex engine, not handed out as a match apiece.
 _LONG_RUN = 400
+_B64_RUN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{%d,}={0,2}" % _LONG_RUN)
 _DATA_URI = re.compile(r"(?i)data:([\w.+-]+/[\w.+-]+)?(?:;[\w.+-]+=[^;,\s]*)*;base64,([A-Za-z0-9+/=\s]{16,})")
 _NOT_B64 = re.compile(r"[^A-Za-z0-9+/]")
 
@@ -113,7 +115,7 @@ def find(text: str) -> list[WrappedFile]:
     for marker in _BINHEX.finditer(text):
         found.append((marker.start(), WrappedFile("binhex-file.hqx", "BinHex", None)))
     pasted = [(m.start(), m.end(), m.group(0)) for m in _B64_BLOCK.finditer(text)]
-    pasted += [(m.start(), m.end(), m.group(0)) for m in _B64_RUN.finditer(text) if m.end() - m.start() >= _LONG_RUN]
+    pasted += [(m.start(), m.end(), m.group(0)) for m in _B64_RUN.finditer(text)]
     pasted += [(m.start(2), m.end(2), m.group(2)) for m in _DATA_URI.finditer(text)]
     for start, end, block in pasted:
         if any(a <= start < b for a, b in taken):
