@@ -43,11 +43,11 @@ def parse_size(text: str) -> int:
     return int(text[:-1]) * 1024 if text.endswith("k") else int(text)
 
 
-def build_message(token: int, alias: str, size: int, attachment: bool) -> bytes:
-    """About `size` bytes, CRLF line ends, lines under 78 characters, the buyer's address once in the body."""
-    head = (f"From: Ann <{BUYER}>\r\nTo: <{alias}>\r\nSubject: bench {token}\r\n"
+def build_message(token: int, alias: str, size: int, attachment: bool, sender: str = BUYER) -> bytes:
+    """About `size` bytes, CRLF line ends, lines under 78 characters, the sender's address once in the body."""
+    head = (f"From: Ann <{sender}>\r\nTo: <{alias}>\r\nSubject: bench {token}\r\n"
             f"Date: Mon, 1 Dec 2025 10:00:00 +0000\r\nMessage-ID: <bench-{token}@example.com>\r\nMIME-Version: 1.0\r\n")
-    text = f"Hello,\r\n\r\nplease answer me at {BUYER} about my order.\r\n\r\n"
+    text = f"Hello,\r\n\r\nplease answer me at {sender} about my order.\r\n\r\n"
     if not attachment:
         start = head + "Content-Type: text/plain; charset=us-ascii\r\n\r\n" + text
         count = max(0, (size - len(start)) // len(f"00000 {FILLER}\r\n"))
@@ -148,11 +148,11 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-async def client(port: int, sender: str, alias: str, batch: list[tuple[int, bytes]], starts: dict[int, float],
+async def client(port: int, batch: list[tuple[int, str, str, bytes]], starts: dict[int, float],
                  accepted: dict[int, float]) -> None:
     """One connection, its share of messages one after another; any refusal raises."""
     async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=DEADLINE, start_tls=False) as smtp:
-        for token, data in batch:
+        for token, sender, alias, data in batch:
             starts[token] = time.perf_counter()
             await smtp.mail(sender)
             await smtp.rcpt(alias)
@@ -165,16 +165,17 @@ async def run(args, tmp: Path) -> dict:
     loop, sink = asyncio.get_running_loop(), Sink()
     server = await loop.create_server(
         lambda: SMTP(sink, hostname="sink", enable_SMTPUTF8=True, data_size_limit=None), "127.0.0.1", 0)
-    sink_port, port = server.sockets[0].getsockname()[1], free_port()
-    config, log = tmp / "relay.toml", tmp / "relay.log"
-    database_url = args.database or f"sqlite:///{tmp / 'relay.db'}"
+    sink_port, ports = server.sockets[0].getsockname()[1], [free_port() for _ in range(args.nodes)]
+    config = tmp / "relay.toml"
+    database_url = (f"sqlite:///{Path(args.store).resolve()}" if args.store else args.database
+                    or f"sqlite:///{tmp / 'relay.db'}")
     dkim = ""
     if args.dkim:
         from relay.signing import new_key
         (tmp / "dkim.key").write_bytes(new_key()[0])
         dkim = f'[dkim]\nkey_file = "{tmp / "dkim.key"}"\n'
-    config.write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = {port}\nworkers = {args.workers}\nshutdown_grace = 5\n'
+    settings = (
+        f'[server]\nhost = "127.0.0.1"\nport = {{port}}\nnode = "{{node}}"\nworkers = {args.workers}\nshutdown_grace = 5\n'
         f'[delivery]\nsmarthost = "127.0.0.1:{sink_port}"\n[database]\nurl = "{database_url}"\n'
         f'[aliases]\ndomain = "relay.test"\n[log]\nformat = "json"\nlevel = "WARNING"\n{dkim}'
         # Every benchmark message is unsolicited; the over-messaging rule would bounce all but two,
@@ -182,30 +183,44 @@ async def run(args, tmp: Path) -> dict:
         '[filters.frequency]\nenabled = false\n'
         '[limits]\nmessages_per_hour_per_party = 10000000\nmessages_per_hour_per_conversation = 10000000\n'
         'max_connections_per_client = 1000\n')
+    for node, port in enumerate(ports):  # one config per node: the same store, a port and a name of its own
+        (tmp / f"relay-{node}.toml").write_text(settings.replace("{port}", str(port)).replace("{node}", f"bench-{node}"))
+    config.write_text(settings.replace("{port}", str(ports[0])).replace("{node}", "bench-0"))
     cli = [sys.executable, "-m", "relay.cli", "--config", str(config)]
     if not database_url.startswith("sqlite"):
         upgraded = subprocess.run([*cli, "db", "upgrade"], capture_output=True, text=True, timeout=DEADLINE, cwd=tmp)
         if upgraded.returncode:
             raise SystemExit(f"db upgrade failed: {upgraded.stderr}")
-    opened = subprocess.run([*cli, "conversation", "open", "--buyer", BUYER, "--seller", SELLER],
-                            capture_output=True, text=True, timeout=DEADLINE, cwd=tmp)
-    if opened.returncode:
-        raise SystemExit(f"conversation open failed: {opened.stderr}")
-    # The seller's direction runs every content rule; the buyer's only the attachment rule.
-    sender = SELLER if args.sender == "seller" else BUYER
-    alias = json.loads(opened.stdout)["buyer_alias" if args.sender == "seller" else "seller_alias"]
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen([*cli, "serve"], stdout=log_file, stderr=subprocess.STDOUT, cwd=tmp, start_new_session=True)
+    if args.store:  # buyers writing in conversations picked at random from a filled store
+        import store as filled
+        ways = [(buyer, f"{local}@relay.test") for buyer, local in filled.sample(Path(args.store), args.spread)]
+    else:
+        opened = subprocess.run([*cli, "conversation", "open", "--buyer", BUYER, "--seller", SELLER],
+                                capture_output=True, text=True, timeout=DEADLINE, cwd=tmp)
+        if opened.returncode:
+            raise SystemExit(f"conversation open failed: {opened.stderr}")
+        # The seller's direction runs every content rule; the buyer's only the attachment rule.
+        ways = [(SELLER if args.sender == "seller" else BUYER,
+                 json.loads(opened.stdout)["buyer_alias" if args.sender == "seller" else "seller_alias"])]
+    procs, logs = [], [tmp / f"relay-{node}.log" for node in range(args.nodes)]
+    for node, log in enumerate(logs):
+        with open(log, "wb") as log_file:
+            procs.append(subprocess.Popen([sys.executable, "-m", "relay.cli", "--config", str(tmp / f"relay-{node}.toml"),
+                                           "serve"], stdout=log_file, stderr=subprocess.STDOUT, cwd=tmp,
+                                          start_new_session=True))
+    proc = procs[0]
     sampler = RssSampler(proc.pid)
     try:
-        await wait_until_listening(port, proc)
+        for port, each in zip(ports, procs):
+            await wait_until_listening(port, each)
         sampler.start()
-        messages = [(t, build_message(t, alias, args.size, args.attachment)) for t in range(args.messages)]
+        messages = [(t, *ways[t % len(ways)], build_message(t, ways[t % len(ways)][1], args.size, args.attachment,
+                                                            ways[t % len(ways)][0])) for t in range(args.messages)]
         starts: dict[int, float] = {}
         accepted: dict[int, float] = {}
-        cpu_before = cpu_seconds(proc.pid)
+        cpu_before = sum(cpu_seconds(each.pid) for each in procs)
         begin = time.perf_counter()
-        await asyncio.gather(*(client(port, sender, alias, messages[c::args.concurrency], starts, accepted)
+        await asyncio.gather(*(client(ports[c % len(ports)], messages[c::args.concurrency], starts, accepted)
                                for c in range(args.concurrency)))
         end = time.monotonic() + DEADLINE
         while len(sink.arrivals) < args.messages and time.monotonic() < end:
@@ -214,20 +229,22 @@ async def run(args, tmp: Path) -> dict:
         if missing:
             raise SystemExit(f"{len(missing)} of {args.messages} messages never reached the sink, e.g. {missing[:10]}")
         elapsed = max(sink.arrivals.values()) - begin
-        cpu = cpu_seconds(proc.pid) - cpu_before
+        cpu = sum(cpu_seconds(each.pid) for each in procs) - cpu_before
         hwm = status_kb(proc.pid, "VmHWM")
     finally:
         sampler.stop.set()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.to_thread(proc.wait, 15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        for each in procs:
+            each.send_signal(signal.SIGTERM)
+        for each, log in zip(procs, logs):
+            try:
+                await asyncio.to_thread(each.wait, 15)
+            except subprocess.TimeoutExpired:
+                os.killpg(each.pid, signal.SIGKILL)
+                each.wait(5)
+            if each.returncode != 0 or log.stat().st_size:  # at WARNING level a healthy run logs nothing
+                print(f"relay exit status {each.returncode}; its log:\n{log.read_text()[-3000:]}", file=sys.stderr)
         server.close()
         await server.wait_closed()
-        if proc.returncode != 0 or log.stat().st_size:  # at WARNING level a healthy run logs nothing
-            print(f"relay exit status {proc.returncode}; its log:\n{log.read_text()[-3000:]}", file=sys.stderr)
     latencies = sorted((sink.arrivals[t] - starts[t]) * 1000 for t in range(args.messages))
     accepts = sorted(value * 1000 for value in accepted.values())
 
@@ -235,7 +252,7 @@ async def run(args, tmp: Path) -> dict:
         return round(values[math.ceil(share * len(values)) - 1], 1)
 
     return {
-        "size": args.size, "concurrency": args.concurrency, "messages": args.messages,
+        "size": args.size, "concurrency": args.concurrency, "messages": args.messages, "nodes": args.nodes,
         "msgs/s": round(args.messages / elapsed, 1),
         "p50_ms": rank(latencies, 0.50), "p99_ms": rank(latencies, 0.99),
         "data_to_250_p50_ms": rank(accepts, 0.50), "data_to_250_p99_ms": rank(accepts, 0.99),
@@ -244,7 +261,7 @@ async def run(args, tmp: Path) -> dict:
         "relay_peak_rss_mb": round(sampler.main_peak / 1024, 1),
         "relay_plus_workers_peak_rss_mb": round(sampler.total_peak / 1024, 1),
         "relay_vmhwm_mb": round(hwm / 1024, 1),
-        "attachment": args.attachment, "bytes": len(messages[0][1]), "workers": args.workers, "from": args.sender,
+        "attachment": args.attachment, "bytes": len(messages[0][3]), "workers": args.workers, "from": args.sender,
         "latency": "client_send_start_to_sink_arrival",
     }
 
@@ -261,6 +278,9 @@ def main() -> None:
                         help="who writes: a seller's messages pass every content rule")
     parser.add_argument("--database", metavar="URL", help="postgresql://... (an empty database); default SQLite")
     parser.add_argument("--dkim", action="store_true", help="sign everything with a fresh 2048-bit key")
+    parser.add_argument("--nodes", type=int, default=1, help="relays sharing the store (--database), clients spread")
+    parser.add_argument("--store", metavar="FILE", help="a SQLite store filled by bench/store.py --keep FILE")
+    parser.add_argument("--spread", type=int, default=1000, help="with --store: how many of its conversations")
     args = parser.parse_args()
     if args.messages < 1 or not 1 <= args.concurrency <= args.messages:
         parser.error("need 1 <= concurrency <= messages")

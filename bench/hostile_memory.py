@@ -7,9 +7,12 @@ cycle through the kinds that once cost gigabytes: text of a character NFKC
 writes with eighteen letters (U+FDFA), HTML of tags, a thousand-part MIME
 tree, dense accented text, and a base64 attachment. Samples the resident
 memory of the relay's whole process tree (the relay and its workers) every
-20 ms and prints the peak, with each message's answer.
+20 ms and prints the peak, with each message's answer. `--kinds plain` sends
+ordinary mail instead (short ASCII lines of prose), `--kinds plain,attachment`
+that and a PDF, for the memory goal of the performance issue.
 
     .venv/bin/python bench/hostile_memory.py --concurrency 20 --size 10m
+    .venv/bin/python bench/hostile_memory.py --concurrency 20 --size 10m --kinds plain,attachment
 """
 from __future__ import annotations
 
@@ -48,6 +51,9 @@ def hostile(kind: str, size: int, alias: str) -> bytes:
     elif kind == "tree":
         part = "--b\r\nContent-Type: text/plain\r\n\r\n" + "z" * (size // 1000 - 40) + "\r\n"
         body = "Content-Type: multipart/mixed; boundary=b\r\n\r\n" + part * 990 + "--b--\r\n"
+    elif kind == "plain":  # an ordinary long letter: short ASCII lines, the way bench/forward.py writes them
+        body = "Content-Type: text/plain; charset=us-ascii\r\n\r\n" + "".join(
+            f"{i:07d} The parcel arrived today but the box was dented; please check it.\r\n" for i in range(size // 75))
     elif kind == "text":
         body = "Content-Type: text/plain; charset=utf-8\r\n\r\n" + "\r\n".join(
             f"Línea {i}: el envío número {i} llegó dañado, según el señor Muñoz." for i in range(size // 66))
@@ -86,6 +92,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--size", default="10m", help="bytes per message; k and m suffixes (1000s)")
+    parser.add_argument("--kinds", default="nfkc,tags,tree,text,attachment",
+                        help="comma-separated, cycled through: nfkc, tags, tree, text, attachment, plain")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     size = int(float(args.size[:-1]) * (1000 if args.size[-1] in "kK" else 1_000_000)) if args.size[-1] in "kKmM" else int(args.size)
@@ -108,7 +116,7 @@ async def main() -> None:
         await listening(port)
         await asyncio.sleep(1.0)  # the workers warm up
         idle, processes = tree_rss(relay.pid)
-        kinds = ["nfkc", "tags", "tree", "text", "attachment"]
+        kinds = args.kinds.split(",")
         messages = [hostile(kinds[i % len(kinds)], size, opened["buyer_alias"]) for i in range(args.concurrency)]
         peak, stop = [idle, processes], asyncio.Event()
 
@@ -146,6 +154,7 @@ async def main() -> None:
     if args.json:
         print(json.dumps({**result, "answers": answers}))
         return
+    kinds = args.kinds.split(",")
     for index, answer in enumerate(answers):
         print(f"{kinds[index % len(kinds)]:>10}  {answer}")
     print(f"{args.concurrency} messages of {size / 1e6:.1f} MB at once, answered in {elapsed:.1f} s; relay process tree: "

@@ -62,12 +62,21 @@ def _print_json(value, indent: int | None = None) -> None:
 
 async def _serve(config: Config) -> None:
     from .logs import PseudonymKeyError
+    from .processes import ProcessFailure, supervise, this_process
     from .server import Relay
     from .signing import SigningKeyError
     from .tls import TlsError
 
+    process = this_process()
+    if process is None and config.server.processes > 1:
+        try:
+            return await supervise(config)
+        except database.DatabaseError as exc:
+            raise Failure(str(exc)) from None
+        except ProcessFailure as exc:
+            raise Failure(str(exc)) from None
     try:
-        relay = Relay(config)
+        relay = Relay(config, process)
     except (SigningKeyError, TlsError, PseudonymKeyError) as exc:
         raise BadSetup(str(exc)) from None
     try:

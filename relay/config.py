@@ -35,7 +35,10 @@ class ServerConfig(Section):
     session_timeout: float = Field(300.0, gt=0)
     """RFC 5321 4.5.3.2.7: a server should wait at least 5 minutes for a command."""
     workers: int = Field(0, ge=0)
-    """Processes that parse and rewrite messages; 0 means one per core."""
+    """Processes that parse and rewrite messages; 0 means one per core (shared among the processes)."""
+    processes: int = Field(1, ge=1, le=64)
+    """Relays listening on the port together (SO_REUSEPORT), each a node of its own on the same store:
+    one event loop uses one core, so one per core uses them all (relay/processes.py)."""
     max_relay_hops: int = Field(10, ge=1)
     """A message that already passed this many relays is a loop and is refused."""
     protocol: Literal["smtp", "lmtp"] = "smtp"

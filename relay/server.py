@@ -52,8 +52,10 @@ def load_certificates(config: Config) -> Certificates | None:
 
 
 class Relay:
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, process: tuple[int, int] | None = None):
+        """process: (index, count) for one of several relays sharing the port (relay/processes.py)."""
         self.config = config
+        self.process = process
         self.signer = load_signer(config)
         self.certificates = load_certificates(config)
         self.database = database.Database(config.database_url())
@@ -64,13 +66,15 @@ class Relay:
         self.summary = Summary(AddressLabels.of(config))
         self.connections = Connections(limits, self.summary)
         dkim = (self.signer.domain, self.signer.selector, self.signer.key_pem) if self.signer else None
+        cores = os.cpu_count() or 1
         self.workers = WorkerPool(
-            config.server.workers or os.cpu_count() or 1,
+            config.server.workers or (max(1, cores // process[1]) if process else cores),
             Limits(limits.worker_memory_mb * 2**20, limits.worker_recycle_mb * 2**20),
             worker.warm_up, (config.filters, dkim),
         )
-        self.queue = Queue(self.database, config.server.node or f"{config.server.hostname}:{config.server.port}",
-                           config.delivery.lease_seconds)
+        node = config.server.node or f"{config.server.hostname}:{config.server.port}"
+        self.node = f"{node}/{process[0]}" if process else node
+        self.queue = Queue(self.database, self.node, config.delivery.lease_seconds)
         self.resolver = Resolver(config.dns)
         self.delivery = Delivery(config, self.queue, NextHops(config.delivery, config.server.hostname, self.resolver),
                                  Notifier(config), self.signer)
@@ -101,6 +105,7 @@ class Relay:
         self.server = await asyncio.get_running_loop().create_server(
             self._session, host=self.config.server.host, port=self.config.server.port,
             backlog=1024,  # a burst of connections waits in the kernel instead of retrying SYNs for seconds
+            reuse_port=self.process is not None or None,
         )
         if self.certificates is None:
             log.warning("STARTTLS is off: set [server] tls_cert and tls_key (relay tls selfsigned writes a pair)")
@@ -111,7 +116,8 @@ class Relay:
         ocr = self._ocr_engine()
         log.info("listening", extra={"address": self.address, "domain": self.config.aliases.domain,
                                       "protocol": self.config.server.protocol,
-                                      "next_hop": self.config.delivery.smarthost or "MX", "ocr": ocr})
+                                      "next_hop": self.config.delivery.smarthost or "MX", "ocr": ocr,
+                                      "node": self.node})
 
     def _ocr_engine(self) -> str:
         """Said once at start: without Tesseract, links printed in images go unread."""
