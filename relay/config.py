@@ -94,8 +94,10 @@ class LimitsConfig(Section):
 
     message_cpu_seconds: float = Field(4.0, ge=0.01)
     """CPU time to read, judge and rewrite one message, plus message_cpu_seconds_per_mb for each MB of it."""
-    message_cpu_seconds_per_mb: float = Field(1.0, ge=0)
-    """Reading is linear in the size, so a big message may take longer; a small one that takes long is hostile."""
+    message_cpu_seconds_per_mb: float = Field(3.0, ge=0)
+    """Reading is linear in the size, so a big message may take longer; a small one that takes long is hostile.
+    A seller's plain 10 MB letter takes about 18 s on a 2026 server core (every content rule reads it):
+    the budget is well above what ordinary mail costs, so only hostile mail reaches it."""
     worker_memory_mb: int = Field(1024, ge=0)
     """Address space of a worker process (0: no limit)."""
     worker_recycle_mb: int = Field(256, ge=0)
