@@ -45,7 +45,7 @@ def _dot_after_a_word(match: re.Match) -> str:
 # does not make them that letter (dotless i, capital I with dot, long s, Kelvin sign): with one of
 # them in the text, the literal checks in reveal() would not be exact, so every pattern runs.
 _ODD_FOLDS = ("\u0131", "\u0130", "\u017f", "\u212a")
-_SPACED_DOT = re.compile(r"\s\.")
+_SPACED_DOT = re.compile(r"\s\.\s")  # the spaced dot of _WORD_DOT, "example . com"
 
 
 def reveal(text: str) -> str:
