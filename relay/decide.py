@@ -24,6 +24,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from email.utils import format_datetime
+from functools import lru_cache
 
 from aliases.queue import FORWARD, Acceptance, Copy, Queue
 from aliases.store import Store
@@ -124,8 +125,10 @@ class Decider:
         self._in_flight: dict[str, asyncio.Future] = {}
 
     async def handle(self, route: Route, raw: bytes, envelope_from: str, smtputf8: bool,
-                     auth: Results | None = None) -> str:
-        arrival = Arrival(route, raw, mime.parse_head(raw), envelope_from, smtputf8, datetime.now(timezone.utc), auth)
+                     auth: Results | None = None, head: mime.Entity | None = None) -> str:
+        """head: raw's parse_head, when the caller has it already (it is read, never changed)."""
+        arrival = Arrival(route, raw, head or mime.parse_head(raw), envelope_from, smtputf8,
+                          datetime.now(timezone.utc), auth)
         identity = message_identity(arrival)
         while identity in self._in_flight:  # the client's retry, while its first try is still being decided
             await asyncio.shield(self._in_flight[identity])
@@ -344,16 +347,22 @@ class Decider:
             message_id=f"<{token}@{domain}>",
             in_reply_to=translated(ids.in_reply_to),
             references=translated(ids.references),
-            scrubber=AddressScrubber({
+            scrubber=_scrubber(tuple(sorted({
                 **{address: route.sender_alias for address in route.sender.sender_addresses},
                 **{address: route.recipient_alias for address in route.recipient.sender_addresses},
-            }),
+            }.items()))),
             domain=domain,
             cid_key=secrets.token_bytes(16),
             scrub_metadata=self.config.rewrite.scrub_metadata,
             trace=f"by {self.config.server.hostname} {TRACE_COMMENT} with {protocol} id {token};\r\n "
                   f"{format_datetime(arrival.received_at)}",
         )
+
+
+@lru_cache(maxsize=4096)
+def _scrubber(replacements: tuple[tuple[str, str], ...]) -> AddressScrubber:
+    """One per conversation's addresses, built once: compiling its patterns cost more than using them."""
+    return AddressScrubber(dict(replacements))
 
 
 def _automatic(arrival: Arrival, outgoing: Outgoing) -> bool:

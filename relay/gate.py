@@ -144,8 +144,8 @@ class Gatekeeper:
                 if len(head.header_block) > self.limits.max_header_bytes else None)
         if over:
             return [replies.HEADER_TOO_BIG(what=over)] * len(envelope.routes)
-        results = await self._authenticate(server, raw, sender)
-        answers = list(await asyncio.gather(*(self.decider.handle(route, raw, sender, envelope.smtp_utf8, results)
+        results = await self._authenticate(server, raw, head, sender)
+        answers = list(await asyncio.gather(*(self.decider.handle(route, raw, sender, envelope.smtp_utf8, results, head)
                                               for route in envelope.routes)))
         if not lmtp and any(a[:1] == "2" for a in answers) and any(a[:1] == "5" for a in answers):
             # One SMTP reply cannot say "yes for some": the 250 stands, and the sender hears of the others.
@@ -154,11 +154,10 @@ class Gatekeeper:
                     await self.decider.tell_refused(route, raw, sender, answer)
         return answers
 
-    async def _authenticate(self, server, raw: bytes, sender: str) -> Results | None:
+    async def _authenticate(self, server, raw: bytes, entity: mime.Entity, sender: str) -> Results | None:
         """SPF, DKIM and DMARC once per message, whatever number of aliases it names."""
         if self.auth_mode == "none":
             return None
-        entity = mime.parse_head(raw)
         shown = shown_senders(decoded_header(entity.first("from")))
         try:
             return await self.authenticator.check(raw, entity, server.client_address, server.client_helo, sender,
