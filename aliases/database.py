@@ -77,10 +77,8 @@ class Database:
         self._sync: sqlalchemy.Engine | None = None
         self._threads: ThreadPoolExecutor | None = None
         if is_sqlite(url):
-            self._sync = sqlalchemy.create_engine(
-                url, pool_size=self.THREADS, max_overflow=0,
-                # pysqlite leaves BEGIN to the first write; a read then sees one snapshot only if asked.
-            )
+            # One connection per thread; a read is one statement or a few, each seeing the latest commit.
+            self._sync = sqlalchemy.create_engine(url, pool_size=self.THREADS, max_overflow=0)
             event.listen(self._sync, "connect", _sqlite_pragmas)
 
     @property
