@@ -28,6 +28,14 @@ class Party(Base):
     locale: Mapped[str] = mapped_column(String(10), default="en")
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    vacation_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    vacation_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """A seller away: buyers get one automatic reply per conversation, and their messages leave the clock."""
+    held_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """A seller over the [filters.sanctions] threshold: their mail to buyers waits until reinstated."""
+    held_reason: Mapped[str | None] = mapped_column(Text)
+    reinstated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Violations before this no longer count towards a hold."""
 
     sender_addresses: Mapped[list[SenderAddress]] = relationship(lazy="selectin", cascade="all, delete-orphan")
 
@@ -50,6 +58,8 @@ class Conversation(Base):
     __table_args__ = (
         # A conversation without an order is unique per buyer and seller too, hence the coalesce.
         Index("uq_conversations_buyer_seller_order", "buyer_id", "seller_id", text("coalesce(order_id, '')"), unique=True),
+        Index("ix_conversations_order_id", "order_id"),
+        Index("ix_conversations_seller_id", "seller_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -58,6 +68,11 @@ class Conversation(Base):
     order_id: Mapped[str | None] = mapped_column(String(100))
     category: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the order reached the buyer, as the marketplace says: review requests go 5 to 30 days after."""
+    review_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    auto_replied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """The last vacation auto-reply in this conversation: one per conversation per vacation."""
 
     buyer: Mapped[Party] = relationship(foreign_keys=[buyer_id], lazy="joined")
     seller: Mapped[Party] = relationship(foreign_keys=[seller_id], lazy="joined")
@@ -108,6 +123,52 @@ class MessageRecord(Base):
     """Fingerprints of the links a forwarded buyer's message held, so a seller's quote of them is not the seller's."""
     notice_context: Mapped[str | None] = mapped_column(Text)
     """JSON: what a notice written later (delivery failed, delayed, bounced downstream) needs to say."""
+    subject: Mapped[str | None] = mapped_column(Text)
+    """As the recipient saw it (addresses replaced), for the message center."""
+    kind: Mapped[str] = mapped_column(String(20), default="message", server_default="message")
+    """message (a party wrote it), auto_reply (vacation), standard (a template), review_request, flag."""
+    no_response_needed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    """A buyer's message the seller marked: it leaves the response-time clock."""
+    auto_replied: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    """A buyer's message that came while the seller was on vacation: it leaves the clock too."""
+    removed: Mapped[str | None] = mapped_column(Text)
+    """JSON list of the attachments removed from the forward: file name, type, rule."""
+
+
+class MessageBody(Base):
+    """What a party saw, kept for [retention] days for dispute resolution, then purged (the log row stays)."""
+
+    __tablename__ = "message_bodies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # forward, notice, auto_reply
+    seen_by: Mapped[str] = mapped_column(String(10))  # buyer or seller
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class Flag(Base):
+    """A delivered seller message a buyer (by reply) or the marketplace (by API) says broke the rules."""
+
+    __tablename__ = "flags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    seller_id: Mapped[int] = mapped_column(ForeignKey("parties.id"), index=True)
+    source: Mapped[str] = mapped_column(String(20))  # buyer or marketplace
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiToken(Base):
+    """A bearer token for the HTTP API, kept as its SHA-256: the token itself is shown once, at creation."""
+
+    __tablename__ = "api_tokens"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class HandedOn(Base):
@@ -149,6 +210,8 @@ class OutgoingMessage(Base):
     warned: Mapped[bool] = mapped_column(Boolean, default=False)
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    """A held seller's forward: kept, not delivered, until `relay seller reinstate`."""
 
 
 class BounceToken(Base):

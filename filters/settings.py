@@ -42,6 +42,20 @@ class FrequencyRule(Rule):
     max_unsolicited_per_day: int = Field(2, ge=0)
 
 
+class SanctionsRule(BaseModel):
+    """The seller's record: flags, blocked messages and [Important] misuse; past the threshold, a hold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    enabled: bool = True
+    max_violations: int = Field(3, ge=1)
+    """Violations in window_days after which the seller's mail to buyers is held until reinstated."""
+    window_days: float = Field(30, gt=0)
+    flag_word: str = Field("FLAG", min_length=2, pattern=r"^[A-Za-z]+$")
+    """A buyer flags a seller's message by replying with this word as the subject or first line."""
+    appeal: str = "write to the marketplace's seller support, naming this notice"
+    """How a held seller appeals, said in the hold notice."""
+
+
 class ImagesReading(BaseModel):
     """Image attachments read for the content rules: OCR (Tesseract) and QR/bar codes."""
 
@@ -81,5 +95,6 @@ class FiltersConfig(BaseModel):
     promotion: PhraseRule = PhraseRule()
     review: PhraseRule = PhraseRule()
     frequency: FrequencyRule = FrequencyRule()
+    sanctions: SanctionsRule = SanctionsRule()
     images: ImagesReading = ImagesReading()
     documents: DocumentsReading = DocumentsReading()

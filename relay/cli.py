@@ -46,11 +46,40 @@ def _parser() -> argparse.ArgumentParser:
     opening.add_argument("--category", metavar="NAME")
     showing = conversation_actions.add_parser("show", parents=[common], help="a conversation and its message log, as JSON")
     showing.add_argument("id")
+    exporting = conversation_actions.add_parser("export", parents=[common],
+                                                help="the thread as an mbox file, on standard output")
+    exporting.add_argument("id")
 
     seller = commands.add_parser("seller", parents=[common], help="seller settings").add_subparsers(dest="action", required=True)
     adding = seller.add_parser("add-address", parents=[common], help="let a seller send from one more address")
     adding.add_argument("--seller", required=True, metavar="EMAIL")
     adding.add_argument("--address", required=True, metavar="EMAIL")
+    reinstating = seller.add_parser("reinstate", parents=[common],
+                                    help="lift a hold: the seller's held messages are delivered")
+    reinstating.add_argument("seller", metavar="EMAIL")
+
+    api = commands.add_parser("api", parents=[common], help="the HTTP API").add_subparsers(dest="action", required=True)
+    token = api.add_parser("token", parents=[common], help="bearer tokens").add_subparsers(dest="token_action",
+                                                                                           required=True)
+    token.add_parser("create", parents=[common], help="make a token and print it, once").add_argument("name")
+    token.add_parser("revoke", parents=[common], help="the token stops working at once").add_argument("name")
+
+    report = commands.add_parser("report", parents=[common], help="reports").add_subparsers(dest="action",
+                                                                                           required=True)
+    times = report.add_parser("response-times", parents=[common], help="how fast each seller answers buyers")
+    times.add_argument("--since", default="30d", metavar="AGE", help="e.g. 7d, 12h (default 30d)")
+    times.add_argument("--format", choices=["table", "json"], default=None,
+                       help="default: a table on a terminal, else JSON")
+
+    commands.add_parser("purge", parents=[common], help="remove bodies older than [retention] days now")
+
+    from .logview import add_parser as add_logs_parser
+    add_logs_parser(commands, common)
+
+    parties = commands.add_parser("parties", parents=[common], help="buyers and sellers in bulk").add_subparsers(
+        dest="action", required=True)
+    importing = parties.add_parser("import", parents=[common], help="add or update parties from a CSV file")
+    importing.add_argument("file", metavar="FILE.csv")
 
     queue = commands.add_parser("queue", parents=[common], help="what waits to be delivered")
     queue_actions = queue.add_subparsers(dest="action", required=True)

@@ -243,6 +243,60 @@ class RewriteConfig(Section):
     pixels and text are untouched, and an attachment with nothing to remove leaves byte-identical."""
 
 
+def _listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError("must be HOST:PORT, for example 127.0.0.1:8025")
+    return value
+
+
+def _split(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class ApiConfig(Section):
+    """The HTTP API and the operator console (relay/api), served by `relay serve` beside SMTP."""
+
+    enabled: bool = False
+    listen: str = "127.0.0.1:8025"
+    """HOST:PORT; behind a TLS-terminating proxy when it leaves the machine: tokens travel in every request."""
+    _check = field_validator("listen")(classmethod(lambda cls, value: _listen(value)))
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return _split(self.listen)
+
+
+class MetricsConfig(Section):
+    """/metrics (Prometheus text format) and /healthz, without a token, on an address of their own."""
+
+    enabled: bool = False
+    listen: str = "127.0.0.1:9101"
+    _check = field_validator("listen")(classmethod(lambda cls, value: _listen(value)))
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return _split(self.listen)
+
+
+class RetentionConfig(Section):
+    days: float = Field(90, gt=0)
+    """Bodies (what each party saw) are kept this long for disputes, then purged; the log rows stay."""
+    purge_every: float = Field(3600.0, gt=0)
+    """Seconds between purges while the relay runs (`relay purge` runs one now)."""
+
+
+class MessagesConfig(Section):
+    """Standard messages a seller sends by name, and the review request (relay/standard.py)."""
+
+    templates: str = ""
+    """A folder of LOCALE.toml files, relative to this file; "" = the shipped ones (relay/templates)."""
+    review_after_days: int = Field(5, ge=0)
+    review_until_days: int = Field(30, ge=1)
+    """A review may be requested once per order, this many days after its delivery and no later."""
+
+
 class LogConfig(Section):
     format: Literal["json", "text"] = "json"
     real_addresses: bool = False
@@ -252,6 +306,8 @@ class LogConfig(Section):
     """The secret behind log pseudonyms; set the same value on every node for logs that match up."""
     pseudonym_key_file: str = "log-pseudonym.key"
     """Where the secret is kept when pseudonym_key is unset: generated, mode 0600, on first start."""
+    file: str = ""
+    """Also write the log here, as JSON lines whatever format says, for `relay logs`; relative to this file."""
 
 
 class NoticesConfig(Section):
@@ -280,6 +336,10 @@ class Config(Section):
     log: LogConfig = LogConfig()
     filters: FiltersConfig = FiltersConfig()
     notices: NoticesConfig = NoticesConfig()
+    api: ApiConfig = ApiConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    retention: RetentionConfig = RetentionConfig()
+    messages: MessagesConfig = MessagesConfig()
     source: Path | None = Field(None, exclude=True)
     """The file this configuration came from, if any."""
 
