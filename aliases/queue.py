@@ -16,23 +16,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .database import Database
-from .models import BounceToken, HandedOn, MessageRecord, OutgoingMessage, utcnow
+from .models import BounceToken, HandedOn, MessageBody, MessageRecord, OutgoingMessage, aware, utcnow
 from .views import Decision
 
 log = logging.getLogger(__name__)
-_MESSAGES, _OUTGOING, _TOKENS, _HANDED_ON = (
-    MessageRecord.__table__, OutgoingMessage.__table__, BounceToken.__table__, HandedOn.__table__)
+_MESSAGES, _OUTGOING, _TOKENS, _HANDED_ON, _BODIES = (
+    MessageRecord.__table__, OutgoingMessage.__table__, BounceToken.__table__, HandedOn.__table__,
+    MessageBody.__table__)
 FORWARD, NOTICE = "forward", "notice"
 QUEUED, DEFERRED, DELIVERED, FAILED = "queued", "deferred", "delivered", "failed"
 REMEMBER_HANDED_ON = timedelta(days=1)
 KEEP_TOKENS = timedelta(days=30)
-_PURGE_EVERY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,10 @@ class Copy:
     body: bytes
     token: str
     """The bounce token in envelope_from."""
+    seen_by: str | None = None
+    """The role of the party who receives it: its body is kept for the message center under that role."""
+    held: bool = False
+    """A held seller's forward: stored, not delivered until the seller is reinstated."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class Acceptance:
     reply: str
     copies: tuple[Copy, ...]
     notice_context: str | None = None
+    also: tuple = ()
+    """More writes that stand or fall with this message, each a function of (connection, message log id)."""
 
 
 @dataclass(frozen=True)
@@ -86,15 +92,13 @@ class Waiting:
     leased_by: str | None
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything here is UTC."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment
-
-
 class Queue:
-    def __init__(self, database: Database, node: str, lease: float):
+    def __init__(self, database: Database, node: str, lease: float, keep_bodies: timedelta = timedelta(days=90),
+                 purge_every: timedelta = timedelta(hours=1)):
+        """keep_bodies: [retention] days; bodies older than that are purged in the group commit, every
+        purge_every; the message log rows stay."""
+        self.keep_bodies = keep_bodies
+        self.purge_every = purge_every
         self.database = database
         self.engine = database.engine
         self.node = node
@@ -173,11 +177,17 @@ class Queue:
             connection.execute(insert(_OUTGOING), [{
                 "message_id": message_id, "kind": copy.kind, "envelope_from": copy.envelope_from,
                 "recipient": copy.recipient, "body": copy.body, "created_at": now, "due_at": now, "attempts": 0,
-                "warned": False,
+                "warned": False, "held": copy.held,
             } for copy in acceptance.copies])
             connection.execute(insert(_TOKENS), [
                 {"token": copy.token, "message_id": message_id, "kind": copy.kind, "created_at": now}
                 for copy in acceptance.copies])
+            kept = [{"message_id": message_id, "kind": copy.kind, "seen_by": copy.seen_by, "body": copy.body,
+                     "stored_at": now} for copy in acceptance.copies if copy.seen_by]
+            if kept:
+                connection.execute(insert(_BODIES), kept)
+        for also in acceptance.also:
+            also(connection, message_id)
         connection.execute(self._remember(acceptance.identity, acceptance.reply, now))
         return message_id
 
@@ -188,11 +198,22 @@ class Queue:
 
     def _purge(self, connection) -> None:
         now = utcnow()
-        if self._purged_at is not None and now - self._purged_at < _PURGE_EVERY:
+        if self._purged_at is not None and now - self._purged_at < self.purge_every:
             return
         self._purged_at = now
         connection.execute(delete(_HANDED_ON).where(_HANDED_ON.c.created_at < now - REMEMBER_HANDED_ON))
         connection.execute(delete(_TOKENS).where(_TOKENS.c.created_at < now - KEEP_TOKENS))
+        purged = self.purge_bodies(connection, now - self.keep_bodies)
+        if purged:
+            log.info("bodies past the retention purged", extra={"bodies": purged})
+
+    @staticmethod
+    def purge_bodies(connection, before: datetime, limit: int | None = None) -> int:
+        """Delete kept bodies stored before `before` (at most limit of them); the message log rows stay."""
+        old = _BODIES.c.stored_at < before
+        if limit is not None:
+            old = _BODIES.c.id.in_(select(_BODIES.c.id).where(old).order_by(_BODIES.c.id).limit(limit))
+        return connection.execute(delete(_BODIES).where(old)).rowcount
 
     @staticmethod
     def handed_on(connection, identity: str) -> str | None:
@@ -206,7 +227,7 @@ class Queue:
         """Up to limit due messages, leased to this node."""
         now = utcnow()
         due = (select(_OUTGOING.c.id)
-               .where(_OUTGOING.c.due_at <= now,
+               .where(_OUTGOING.c.due_at <= now, _OUTGOING.c.held.is_(False),
                       or_(_OUTGOING.c.lease_until.is_(None), _OUTGOING.c.lease_until < now))
                .order_by(_OUTGOING.c.due_at).limit(limit))
         if self.postgres:
@@ -218,7 +239,7 @@ class Queue:
                                 _OUTGOING.c.warned))
 
         rows = await self._in_next_commit(lambda connection: connection.execute(statement).all())  # a write too: it shares the next fsync
-        return [Claimed(*row[:6], _aware(row[6]), row[7]) for row in sorted(rows, key=lambda r: r[0])]
+        return [Claimed(*row[:6], aware(row[6]), row[7]) for row in sorted(rows, key=lambda r: r[0])]
 
     async def body(self, item: Claimed) -> bytes:
         return await self.database.read(
@@ -320,7 +341,7 @@ class Queue:
             statement = statement.where(_OUTGOING.c.id == item_id)
         async with self.engine.connect() as connection:
             rows = (await connection.execute(statement)).all()
-        return [Waiting(r[0], r[1], r[2], r[3], _aware(r[4]), _aware(r[5]), r[6], r[7], r[8], r[9]) for r in rows]
+        return [Waiting(r[0], r[1], r[2], r[3], aware(r[4]), aware(r[5]), r[6], r[7], r[8], r[9]) for r in rows]
 
     async def retry(self, item_id: int | None) -> int:
         """Make one message (or all, with None) due now; returns how many."""
@@ -337,11 +358,11 @@ class Queue:
                 select(_OUTGOING.c.id, _OUTGOING.c.message_id, _OUTGOING.c.kind, _OUTGOING.c.envelope_from,
                        _OUTGOING.c.recipient, _OUTGOING.c.attempts, _OUTGOING.c.created_at, _OUTGOING.c.warned)
                 .where(_OUTGOING.c.id == item_id))).first()
-        return Claimed(*row[:6], _aware(row[6]), row[7]) if row else None
+        return Claimed(*row[:6], aware(row[6]), row[7]) if row else None
 
     async def depth(self) -> tuple[int, datetime | None]:
         async with self.engine.connect() as connection:
             count, oldest = (await connection.execute(
                 select(func.count(), func.min(_OUTGOING.c.created_at)).select_from(_OUTGOING))).one()
-        return count, _aware(oldest)
+        return count, aware(oldest)
 

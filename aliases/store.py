@@ -13,7 +13,7 @@ from sqlalchemy.orm import aliased
 
 from .addresses import new_local_part, normalize
 from .database import Database
-from .models import Alias, Conversation, MessageRecord, Party, SenderAddress, utcnow
+from .models import Alias, Conversation, MessageRecord, Party, SenderAddress, aware, utcnow
 from .queue import Queue
 from .views import (
     BUYER,
@@ -30,16 +30,23 @@ from .views import (
 )
 
 
+def _party_state(p):
+    return p.vacation_since, p.vacation_until, p.held_since, p.held_reason
+
+
+_PARTY_WIDTH = 10
+
+
 def _route_query():
     """Built once: constructing aliased joins costs more than running them."""
     target, other, buyer, seller = aliased(Alias), aliased(Alias), aliased(Party), aliased(Party)
 
     def party(p):
-        return p.id, p.address, p.role, p.display_name, p.locale, p.opted_out
+        return p.id, p.address, p.role, p.display_name, p.locale, p.opted_out, *_party_state(p)
 
     return (
         select(target.party_id, other.local_part, Conversation.id, Conversation.order_id,
-               Conversation.category, *party(buyer), *party(seller))
+               Conversation.category, Conversation.auto_replied_at, *party(buyer), *party(seller))
         .join(Conversation, Conversation.id == target.conversation_id)
         .join(other, (other.conversation_id == Conversation.id) & (other.local_part != target.local_part))
         .join(buyer, buyer.id == Conversation.buyer_id)
@@ -85,13 +92,15 @@ class Arrived:
     """The reply given when this very message was accepted before (a client's retry), or None."""
 
 
-def _party_view(address: str, role: str, name: str | None, locale: str, opted_out: bool, extras) -> PartyView:
-    return PartyView(address, role, name, locale, opted_out, frozenset({address, *extras}))
+def _party_view(id: int, address: str, role: str, name: str | None, locale: str, opted_out: bool,
+                vacation_since, vacation_until, held_since, held_reason, extras) -> PartyView:
+    return PartyView(address, role, name, locale, opted_out, frozenset({address, *extras}), id,
+                     aware(vacation_since), aware(vacation_until), aware(held_since), held_reason)
 
 
 def _view(party: Party) -> PartyView:
-    return _party_view(party.address, party.role, party.display_name, party.locale, party.opted_out,
-                       [extra.address for extra in party.sender_addresses])
+    return _party_view(party.id, party.address, party.role, party.display_name, party.locale, party.opted_out,
+                       *_party_state(party), [extra.address for extra in party.sender_addresses])
 
 
 class Store:
@@ -227,15 +236,15 @@ class Store:
         row = connection.execute(_ROUTE, {"local_part": local_part}).first()
         if row is None:
             return None
-        party_id, other_local, conversation_id, order_id, category = row[:5]
-        buyer_row, seller_row = row[5:11], row[11:17]
+        party_id, other_local, conversation_id, order_id, category, auto_replied_at = row[:6]
+        buyer_row, seller_row = row[6:6 + _PARTY_WIDTH], row[6 + _PARTY_WIDTH:6 + 2 * _PARTY_WIDTH]
         extras = connection.execute(
             select(SenderAddress.party_id, SenderAddress.address)
             .where(SenderAddress.party_id.in_([buyer_row[0], seller_row[0]]))
         ).all()
 
         def view(party_row) -> PartyView:
-            return _party_view(*party_row[1:], [a for p, a in extras if p == party_row[0]])
+            return _party_view(*party_row, [a for p, a in extras if p == party_row[0]])
 
         to_seller = party_id == seller_row[0]
         buyer_view, seller_view = view(buyer_row), view(seller_row)
@@ -246,6 +255,7 @@ class Store:
             sender=buyer_view if to_seller else seller_view,
             recipient_alias=self.address_of(local_part),
             sender_alias=self.address_of(other_local),
+            auto_replied_at=aware(auto_replied_at),
         )
 
     # -- threads and the message log -----------------------------------------
@@ -291,6 +301,18 @@ class Store:
             if with_buyer_links and from_buyer else ()
         return Activity(buyer_has_written=bool(from_buyer), unsolicited_last_day=unsolicited or 0,
                         buyer_links=frozenset(p for value in written for p in value.split()))
+
+    async def flagged_message(self, conversation_id: str, referenced: list[str]) -> int | None:
+        """The seller's message a buyer's FLAG reply names (In-Reply-To/References), else the seller's
+        latest forwarded message in the conversation; None if the seller has sent nothing."""
+        def find(connection) -> int | None:
+            theirs = select(MessageRecord.id).where(
+                MessageRecord.conversation_id == conversation_id, MessageRecord.direction == SELLER_TO_BUYER,
+                _FORWARDED).order_by(MessageRecord.id.desc()).limit(1)
+            named = connection.execute(theirs.where(MessageRecord.relay_message_id.in_(referenced))).scalar() \
+                if referenced else None
+            return named or connection.execute(theirs).scalar()
+        return await self.database.read(find)
 
     async def record(self, decision: Decision) -> None:
         async with self.session.begin() as db:

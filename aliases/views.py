@@ -22,6 +22,16 @@ class PartyView:
     opted_out: bool
     sender_addresses: frozenset[str]
     """Every address this party may send from: its own and any registered extras."""
+    id: int | None = None
+    vacation_since: datetime | None = None
+    vacation_until: datetime | None = None
+    held_since: datetime | None = None
+    held_reason: str | None = None
+
+    def away_at(self, moment: datetime) -> bool:
+        """On vacation at that moment: since (or always, unset) up to until."""
+        return (self.vacation_until is not None and moment < self.vacation_until
+                and (self.vacation_since is None or self.vacation_since <= moment))
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,8 @@ class Route:
     sender: PartyView
     recipient_alias: str
     sender_alias: str
+    auto_replied_at: datetime | None = None
+    """The last vacation auto-reply in this conversation."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,10 @@ class Decision:
     authentication: str | None = None
     links_written: str | None = None
     """Space-separated fingerprints of the links a forwarded buyer's message held (filters/links.py)."""
+    subject: str | None = None
+    kind: str = "message"
+    auto_replied: bool = False
+    removed: str | None = None
 
 
 @dataclass(frozen=True)

@@ -17,18 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
+import re
 import secrets
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from functools import lru_cache
 
+from aliases import conversations
+from aliases import record as record_module
 from aliases.queue import FORWARD, Acceptance, Copy, Queue
 from aliases.store import Store
-from aliases.views import BUYER, SELLER, SELLER_TO_BUYER, Activity, Decision, Route, ThreadLink
+from aliases.views import BUYER, BUYER_TO_SELLER, SELLER, SELLER_TO_BUYER, Activity, Decision, Route, ThreadLink
 from bounces.notice import shown
 from filters.reading import comparable
 from filters.view import Facts
@@ -39,6 +43,7 @@ from .config import Config
 from .delivery import Delivery, bounce_address, new_token
 from .limits import Rates
 from .logs import DECISIONS, AddressLabels
+from .metrics import Metrics
 from .mime import MalformedMessage
 from .names import display_name
 from .notices import NoticeContext
@@ -46,6 +51,7 @@ from .parse import TRACE_COMMENT, ThreadIds, line_end_problem, relay_traces, thr
 from .rewrite import Plan
 from .scrub import AddressScrubber
 from .sender import shown_senders
+from .standard import AUTO_REPLY, Templates, letter
 from .view import decoded_header
 from .worker import Outgoing, prepare
 from .workers import WorkerPool, WorkLimit
@@ -73,6 +79,12 @@ class Outcome:
     """What to queue: the forward, a notice. Empty for a refusal."""
     context: NoticeContext | None = None
     links_written: str | None = None
+    kind: str = "message"
+    auto_replied: bool = False
+    """A buyer's message that came while the seller was away: it leaves the response-time clock."""
+    removed: tuple[tuple[str, str], ...] = ()
+    also: tuple = ()
+    """Writes that go with this message's commit (aliases/queue.py Acceptance.also)."""
 
 
 @dataclass(frozen=True)
@@ -114,8 +126,12 @@ def message_identity(arrival: Arrival) -> str:
 
 class Decider:
     def __init__(self, config: Config, store: Store, queue: Queue, workers: WorkerPool, delivery: Delivery,
-                 rates: Rates):
+                 rates: Rates, metrics: Metrics | None = None, templates: Templates | None = None):
         self.rates = rates
+        self.metrics = metrics or Metrics()
+        self.templates = templates or Templates()
+        self.clock = lambda: datetime.now(timezone.utc)
+        """When a message arrives; tests script a day of traffic through it."""
         self.config = config
         self.store = store
         self.queue = queue
@@ -127,8 +143,7 @@ class Decider:
     async def handle(self, route: Route, raw: bytes, envelope_from: str, smtputf8: bool,
                      auth: Results | None = None, head: mime.Entity | None = None) -> str:
         """head: raw's parse_head, when the caller has it already (it is read, never changed)."""
-        arrival = Arrival(route, raw, head or mime.parse_head(raw), envelope_from, smtputf8,
-                          datetime.now(timezone.utc), auth)
+        arrival = Arrival(route, raw, head or mime.parse_head(raw), envelope_from, smtputf8, self.clock(), auth)
         identity = message_identity(arrival)
         while identity in self._in_flight:  # the client's retry, while its first try is still being decided
             await asyncio.shield(self._in_flight[identity])
@@ -155,9 +170,10 @@ class Decider:
             original_message_id=ids.message_id if ids else None, size_out=outcome.size_out,
             rule=outcome.rule, reason=outcome.reason, unsolicited=outcome.unsolicited,
             authentication=arrival.auth.header(self.config.server.hostname) if arrival.auth else None,
-            links_written=outcome.links_written,
+            links_written=outcome.links_written, kind=outcome.kind, auto_replied=outcome.auto_replied,
+            subject=self._subject(arrival), removed=_removed_json(outcome.removed),
         )
-        if outcome.copies:
+        if outcome.copies or outcome.also:
             outcome = await self._commit(outcome, decision, identity)
         else:
             try:
@@ -173,13 +189,15 @@ class Decider:
             "reason": self.labels.within(outcome.reason), "message_id": outcome.relay_message_id, "notice": outcome.notice,
             "trail": outcome.trail, "reply": outcome.reply, "duration_ms": round((time.monotonic() - started) * 1000, 1),
         })
+        self.metrics.decided(outcome.verdict, outcome.rule, outcome.removed, time.monotonic() - started)
         return outcome.reply
 
     async def _commit(self, outcome: Outcome, decision: Decision, identity: str) -> Outcome:
         """250 only once the copies are stored; a store that cannot be written is the relay's trouble: 451."""
         context = outcome.context.to_json() if outcome.context else None
         try:
-            await self.queue.accept(Acceptance(decision, identity, outcome.reply, tuple(outcome.copies), context))
+            await self.queue.accept(Acceptance(decision, identity, outcome.reply, tuple(outcome.copies), context,
+                                               outcome.also))
         except Exception as exc:
             ref = uuid.uuid4().hex[:12]
             log.error("could not store an accepted message; the client will try again", extra={
@@ -230,9 +248,25 @@ class Decider:
             log.exception("message could not be read", extra={"ref": ref, "conversation": route.conversation_id})
             return Outcome(replies.UNREADABLE(ref=ref), "refused", "unreadable", f"reading failed, ref {ref}")
 
-        outcome = self._act(arrival, plan, facts, outgoing)
+        flagged = None
+        if route.direction == BUYER_TO_SELLER and self._is_flag(outgoing):
+            flagged = await self.store.flagged_message(route.conversation_id, ids.all_referenced)
+        outcome = self._act(arrival, plan, facts, outgoing, flagged)
         outcome.trail = [f"{rule}:{verdict.action}" for rule, verdict in outgoing.judgement.trail] or None
         return outcome
+
+    def _is_flag(self, outgoing: Outgoing) -> bool:
+        """FLAG ([filters.sanctions] flag_word, as written) first in the subject (after any Re:) or the text."""
+        sanctions = self.config.filters.sanctions
+        if not sanctions.enabled:
+            return False
+        word = re.compile(rf"(?:(?i:re|aw|sv|r|rv|fw|fwd)\s*:\s*)*{re.escape(sanctions.flag_word)}\b")
+        return any(word.match(text) for text in (outgoing.subject.strip(), outgoing.first_line))
+
+    def _subject(self, arrival: Arrival) -> str | None:
+        """The subject as the recipient saw it: both parties' addresses replaced by their aliases."""
+        subject = decoded_header(arrival.entity.first("subject"))
+        return _route_scrubber(arrival.route).scrub_text(subject)[:998] if subject else None
 
     def _who(self, arrival: Arrival) -> Outcome | None:
         """Is the message from the party it says? Its From, and under [auth] require its SPF, DKIM and DMARC."""
@@ -250,12 +284,15 @@ class Decider:
             return Outcome(replies.AUTH_UNAVAILABLE(reason=reason), "failed", "auth_unavailable", reason)
         return Outcome(replies.AUTH_FAILED(reason=reason), "refused", "auth_failed", reason)
 
-    def _act(self, arrival: Arrival, plan: Plan, facts: Facts, outgoing: Outgoing) -> Outcome:
+    def _act(self, arrival: Arrival, plan: Plan, facts: Facts, outgoing: Outgoing,
+             flagged: int | None = None) -> Outcome:
         """Carry out the filters' judgement: a notice for a bounce, or the forward the rewrite made."""
         route = arrival.route
         bounce = outgoing.judgement.bounce
         context = NoticeContext.of(route, arrival.envelope_from, arrival.entity, outgoing.subject,
                                    format_datetime(arrival.received_at))
+        if flagged is not None:
+            return self._flag(route, flagged)
         if bounce:
             return self._bounce(arrival, outgoing, context, bounce.rule, bounce.reason, bounce.snippet)
         if outgoing.leaks:
@@ -264,18 +301,67 @@ class Decider:
                       extra={"ref": ref, "conversation": route.conversation_id, "count": len(outgoing.leaks)})
             return Outcome(replies.NOT_ANONYMISED(ref=ref), "refused", "not_anonymised", f"address left after rewrite, ref {ref}")
         token = new_token()
+        held = route.direction == SELLER_TO_BUYER and route.sender.held_since is not None
         forward = Copy(FORWARD, bounce_address(token, self.config.aliases.domain), route.recipient.address,
-                       outgoing.message, token)
+                       outgoing.message, token, seen_by=route.recipient.role, held=held)
         outcome = Outcome(replies.FORWARDED(message_id=plan.message_id), "forwarded", relay_message_id=plan.message_id,
                           size_out=len(outgoing.message), copies=[forward], context=context,
                           unsolicited=route.direction == SELLER_TO_BUYER and not facts.replies_to_buyer,
-                          links_written=" ".join(sorted(outgoing.links_written)) or None)
+                          links_written=" ".join(sorted(outgoing.links_written)) or None, removed=outgoing.removed)
         if outgoing.removed:
             outcome.rule = "attachment_removed"
             outcome.reason = "; ".join(f"{v.rule}: {v.reason}" for v in outgoing.judgement.strips)
             outcome.notice = self._notice(arrival, outgoing, context, outcome, "attachment_removed", outcome.reason,
                                           None, outgoing.removed)
+        if held:
+            outcome.rule = "seller_held"
+            outcome.reason = (f"held until the seller is reinstated: {route.sender.held_reason or 'over the limit'}. "
+                              f"To appeal: {self.config.filters.sanctions.appeal}")
+            outcome.notice = self._notice(arrival, outgoing, context, outcome, "seller_held", outcome.reason, None)
+        if route.direction == BUYER_TO_SELLER and route.recipient.away_at(arrival.received_at):
+            outcome.auto_replied = True
+            self._vacation_reply(arrival, outgoing, plan, outcome)
         return outcome
+
+    def _vacation_reply(self, arrival: Arrival, outgoing: Outgoing, plan: Plan, outcome: Outcome) -> None:
+        """RFC 3834: one reply per conversation per vacation, never to automatic mail or the null sender."""
+        route, seller = arrival.route, arrival.route.recipient
+        if _automatic(arrival, outgoing):
+            return
+        if route.auto_replied_at is not None and (seller.vacation_since is None
+                                                  or route.auto_replied_at >= seller.vacation_since):
+            return
+        buyer = route.sender
+        until = seller.vacation_until.date().isoformat()
+        subject, body, _ = self.templates.fill(AUTO_REPLY, buyer.locale, {}, {
+            "until": until, "seller": display_name(seller, buyer.locale), "order": route.order_id or "",
+            "subject": plan.scrubber.scrub_text(outgoing.subject) or "-"})
+        original = arrival.entity.first("message-id")
+        letter_bytes = letter(
+            sender_name=display_name(seller, buyer.locale), sender_alias=route.recipient_alias,
+            recipient=arrival.envelope_from, subject=subject, body=body,
+            message_id=f"<{secrets.token_hex(12)}@{self.config.aliases.domain}>", date=arrival.received_at,
+            in_reply_to=original.decode("ascii", "replace").strip() if original else None,
+            auto_submitted="auto-replied")
+        outcome.copies.append(replace(self.delivery.notice_copy(arrival.envelope_from, letter_bytes),
+                                      seen_by=buyer.role))
+        moment = arrival.received_at
+        outcome.also += (lambda connection, _id: conversations.auto_replied(connection, route.conversation_id,
+                                                                             moment),)
+
+    def _flag(self, route: Route, message_id: int) -> Outcome:
+        """A buyer's FLAG reply: it goes into the seller's record, not to the seller."""
+        sanctions = self.config.filters.sanctions
+        seller_id = route.recipient.id
+
+        def record(connection, _id) -> None:
+            record_module.add_flag(connection, message_id, seller_id, "buyer", "flagged by the buyer")
+            if sanctions.enabled:
+                record_module.hold_if_over(connection, seller_id, sanctions.max_violations,
+                                           timedelta(days=sanctions.window_days))
+
+        return Outcome(replies.FLAGGED(), "flagged", "flag", f"the buyer flagged message {message_id}",
+                       kind="flag", also=(record,))
 
     def _notice(self, arrival: Arrival, outgoing: Outgoing, context: NoticeContext, outcome: Outcome, rule: str,
                 reason: str, snippet: str | None, removed=()) -> str:
@@ -285,12 +371,18 @@ class Decider:
         message = self.delivery.notifier.compose(context, rule, reason, snippet, removed)
         if message is None:
             return "none: no notice could be made without the recipient's address"
-        outcome.copies.append(self.delivery.notice_copy(arrival.envelope_from, message))
+        outcome.copies.append(replace(self.delivery.notice_copy(arrival.envelope_from, message),
+                                      seen_by=arrival.route.sender.role))
         return "queued"
 
     def _bounce(self, arrival: Arrival, outgoing: Outgoing, context: NoticeContext, rule: str, reason: str,
                 snippet) -> Outcome:
         outcome = Outcome(replies.BOUNCED(rule=rule), "bounced", rule, reason, context=context)
+        sanctions = self.config.filters.sanctions
+        if arrival.route.direction == SELLER_TO_BUYER and sanctions.enabled and arrival.route.sender.id is not None:
+            seller_id = arrival.route.sender.id
+            outcome.also = (lambda connection, _id: record_module.hold_if_over(
+                connection, seller_id, sanctions.max_violations, timedelta(days=sanctions.window_days)),)
         outcome.notice = self._notice(arrival, outgoing, context, outcome, rule, reason, snippet)
         if not outcome.copies:
             # RFC 3834: no notice answers automatic mail; and one that cannot be made is not sent.
@@ -347,16 +439,25 @@ class Decider:
             message_id=f"<{token}@{domain}>",
             in_reply_to=translated(ids.in_reply_to),
             references=translated(ids.references),
-            scrubber=_scrubber(tuple(sorted({
-                **{address: route.sender_alias for address in route.sender.sender_addresses},
-                **{address: route.recipient_alias for address in route.recipient.sender_addresses},
-            }.items()))),
+            scrubber=_route_scrubber(route),
             domain=domain,
             cid_key=secrets.token_bytes(16),
             scrub_metadata=self.config.rewrite.scrub_metadata,
             trace=f"by {self.config.server.hostname} {TRACE_COMMENT} with {protocol} id {token};\r\n "
                   f"{format_datetime(arrival.received_at)}",
         )
+
+
+def _route_scrubber(route: Route) -> AddressScrubber:
+    return _scrubber(tuple(sorted({
+        **{address: route.sender_alias for address in route.sender.sender_addresses},
+        **{address: route.recipient_alias for address in route.recipient.sender_addresses},
+    }.items())))
+
+
+def _removed_json(removed: tuple[tuple[str, str], ...]) -> str | None:
+    return json.dumps([{"file": name, "rule": rule} for name, rule in removed], ensure_ascii=False) if removed \
+        else None
 
 
 @lru_cache(maxsize=4096)

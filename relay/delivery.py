@@ -29,6 +29,7 @@ from aliases.queue import FORWARD, NOTICE, Claimed, Copy, Queue
 
 from .config import Config
 from .logs import AddressLabels
+from .metrics import Metrics
 from .nexthop import NextHopAnswer, NextHops
 from .notices import NoticeContext, Notifier
 from .scrub import AddressScrubber
@@ -58,7 +59,9 @@ def status_of(reply: str, permanent: bool) -> str:
 
 
 class Delivery:
-    def __init__(self, config: Config, queue: Queue, hops: NextHops, notifier: Notifier, signer: Signer | None):
+    def __init__(self, config: Config, queue: Queue, hops: NextHops, notifier: Notifier, signer: Signer | None,
+                 metrics: Metrics | None = None):
+        self.metrics = metrics or Metrics()
         self.config = config
         self.queue = queue
         self.hops = hops
@@ -153,6 +156,7 @@ class Delivery:
             due = self._next_attempt(item.attempts + 1)
             await self.queue.deferred(item, answer.text, due, await self._delay_warning(item, age))
             outcome = "deferred"
+        self.metrics.attempted(outcome, item.kind, age)
         ATTEMPTS.info(outcome, extra={
             "queue_id": item.id, "message_log_id": item.message_id, "kind": item.kind,
             "recipient": self.labels(item.recipient), "attempt": item.attempts + 1, "next_hop": answer.host or None,

@@ -31,6 +31,7 @@ from .delivery import BOUNCE_PREFIX
 from .downstream import Downstream
 from .limits import Strikes
 from .logs import DECISIONS, AddressLabels
+from .metrics import Metrics
 from .sender import domain_of, shown_senders
 from .view import decoded_header
 
@@ -39,7 +40,8 @@ log = logging.getLogger(__name__)
 
 class Gatekeeper:
     def __init__(self, config: Config, store: Store, decider: Decider, queue: Queue, downstream: Downstream,
-                 authenticator: Authenticator, strikes: Strikes):
+                 authenticator: Authenticator, strikes: Strikes, metrics: Metrics | None = None):
+        self.metrics = metrics or Metrics()
         self.authenticator = authenticator
         self.strikes = strikes
         self.limits = config.limits
@@ -64,6 +66,7 @@ class Gatekeeper:
         client = getattr(server, "client_address", "")
         if self.strikes.blocked_for(client, address.lower()):
             self.strikes.summary.count("refused_recipients", client)
+            self.metrics.replied(str(replies.TOO_MANY_GUESSES), "rcpt")
             return str(replies.TOO_MANY_GUESSES)  # the same for every recipient, right or wrong
         local, _, domain = address.rpartition("@")
         if local.lower().startswith(BOUNCE_PREFIX) and domain.lower() == self.domain:
@@ -74,6 +77,7 @@ class Gatekeeper:
         if reply is not replies.RECIPIENT_OK:
             # An outside address may be somebody's real one; an alias is safe to show.
             at_home = address.lower().endswith("@" + self.domain)
+            self.metrics.replied(str(reply), "rcpt")
             DECISIONS.info("refused", extra={
                 "stage": "rcpt", "reply": str(reply), "recipient": address if at_home else self.labels(address),
                 "sender": self.labels(envelope.mail_from), "conversation": route.conversation_id if route else None,
@@ -137,6 +141,12 @@ class Gatekeeper:
         return _one_reply(answers)
 
     async def _decide_all(self, server, envelope: Envelope, lmtp: bool) -> list[str]:
+        answers = await self._answers(server, envelope, lmtp)
+        for answer in answers:
+            self.metrics.replied(answer, "data")
+        return answers
+
+    async def _answers(self, server, envelope: Envelope, lmtp: bool) -> list[str]:
         raw, sender = envelope.original_content, envelope.mail_from
         head = mime.parse_head(raw)
         over = ("more than %d fields" % self.limits.max_header_fields if len(head.fields) > self.limits.max_header_fields

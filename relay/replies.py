@@ -48,6 +48,7 @@ UNREADABLE = Reply(554, "5.6.0", "Message refused: the relay could not read it (
 TOO_COSTLY = Reply(552, "5.3.4", "Message refused: it needs more {resource} than the relay allows one message")
 
 BOUNCED = Reply(250, "2.0.0", "Received but not delivered (rule {rule}); a notice explaining why has been sent to you")
+FLAGGED = Reply(250, "2.0.0", "Flag recorded: the message you flagged goes to the marketplace for review, not to the seller")
 BLOCKED = Reply(550, "5.7.1", "Message not delivered: {reason}")
 ALREADY_HANDLED = Reply(250, "2.0.0", "Already received: {reply}")
 REPORT_RECEIVED = Reply(250, "2.0.0", "Report received")

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import resource
+from datetime import timedelta
 
 from aliases import database
 from aliases.queue import Queue
@@ -26,11 +27,13 @@ from .downstream import Downstream
 from .gate import Gatekeeper
 from .limits import Connections, Rates, Strikes, Summary
 from .logs import AddressLabels
+from .metrics import Metrics
 from .nexthop import NextHops
 from .notices import Notifier
 from .resolver import Resolver
 from .session import LmtpSession, RelaySession, Sessions
 from .signing import Signer, read_signer
+from .standard import Templates
 from .tls import Certificates, describe
 from .workers import Limits, WorkerPool
 
@@ -74,14 +77,19 @@ class Relay:
         )
         node = config.server.node or f"{config.server.hostname}:{config.server.port}"
         self.node = f"{node}/{process[0]}" if process else node
-        self.queue = Queue(self.database, self.node, config.delivery.lease_seconds)
+        self.queue = Queue(self.database, self.node, config.delivery.lease_seconds,
+                           timedelta(days=config.retention.days), timedelta(seconds=config.retention.purge_every))
         self.resolver = Resolver(config.dns)
+        self.metrics = Metrics()
+        self.templates = Templates(config.relative(config.messages.templates) if config.messages.templates else None)
         self.delivery = Delivery(config, self.queue, NextHops(config.delivery, config.server.hostname, self.resolver),
-                                 Notifier(config), self.signer)
-        self.decider = Decider(config, self.store, self.queue, self.workers, self.delivery, Rates(limits))
+                                 Notifier(config), self.signer, self.metrics)
+        self.decider = Decider(config, self.store, self.queue, self.workers, self.delivery, Rates(limits),
+                               self.metrics, self.templates)
         self.gatekeeper = Gatekeeper(config, self.store, self.decider, self.queue,
                                      Downstream(config, self.queue, self.workers, self.delivery),
-                                     Authenticator(config, self.resolver, self.workers), Strikes(limits, self.summary))
+                                     Authenticator(config, self.resolver, self.workers), Strikes(limits, self.summary),
+                                     self.metrics)
         self.server: asyncio.AbstractServer | None = None
 
     def _session(self) -> RelaySession:

@@ -40,6 +40,8 @@ class Outgoing:
     """(filename, rule) of the attachments the filters stripped."""
     links_written: frozenset[str] = frozenset()
     """Fingerprints of the links in a buyer's message: the seller may quote them back."""
+    first_line: str = ""
+    """The first line of text, where a buyer writes FLAG ([filters.sanctions] flag_word)."""
 
 
 def prepare(raw: bytes, plan: Plan, filters: FiltersConfig, facts: Facts, recipient_locale: str) -> Outgoing:
@@ -48,7 +50,8 @@ def prepare(raw: bytes, plan: Plan, filters: FiltersConfig, facts: Facts, recipi
     pipeline = _pipeline(filters)
     judgement = pipeline.judge(seen, facts)
     written = pipeline.links_written(seen) if facts.direction == "buyer_to_seller" else frozenset()
-    outcome = Outgoing(judgement, seen.subject, seen.auto_submitted, links_written=written)
+    first = next((line.strip() for text in seen.texts[:1] for line in text.splitlines() if line.strip()), "")
+    outcome = Outgoing(judgement, seen.subject, seen.auto_submitted, links_written=written, first_line=first[:200])
     if judgement.bounce:
         return outcome
     names = {a.id: a.filename for a in seen.attachments}
