@@ -90,6 +90,8 @@ class Waiting:
     last_reply: str | None
     conversation_id: str | None
     leased_by: str | None
+    held: bool = False
+    """A held seller's message: it waits for `relay seller reinstate`, not for a retry."""
 
 
 class Queue:
@@ -334,14 +336,14 @@ class Queue:
     async def waiting(self, item_id: int | None = None) -> list[Waiting]:
         statement = (select(_OUTGOING.c.id, _OUTGOING.c.message_id, _OUTGOING.c.kind, _OUTGOING.c.recipient,
                             _OUTGOING.c.created_at, _OUTGOING.c.due_at, _OUTGOING.c.attempts, _OUTGOING.c.last_reply,
-                            _MESSAGES.c.conversation_id, _OUTGOING.c.lease_owner)
+                            _MESSAGES.c.conversation_id, _OUTGOING.c.lease_owner, _OUTGOING.c.held)
                      .select_from(_OUTGOING.outerjoin(_MESSAGES, _MESSAGES.c.id == _OUTGOING.c.message_id))
                      .order_by(_OUTGOING.c.due_at))
         if item_id is not None:
             statement = statement.where(_OUTGOING.c.id == item_id)
         async with self.engine.connect() as connection:
             rows = (await connection.execute(statement)).all()
-        return [Waiting(r[0], r[1], r[2], r[3], aware(r[4]), aware(r[5]), r[6], r[7], r[8], r[9]) for r in rows]
+        return [Waiting(r[0], r[1], r[2], r[3], aware(r[4]), aware(r[5]), r[6], r[7], r[8], r[9], r[10]) for r in rows]
 
     async def retry(self, item_id: int | None) -> int:
         """Make one message (or all, with None) due now; returns how many."""

@@ -22,10 +22,10 @@ from .views import (
     SELLER_TO_BUYER,
     Activity,
     Decision,
+    NotFound,
     OpenedConversation,
     PartyView,
     Route,
-    StoreError,
     ThreadLink,
 )
 
@@ -137,7 +137,7 @@ class Store:
         async with self.session.begin() as db:
             party = await db.scalar(select(Party).where(Party.address == seller, Party.role == SELLER))
             if party is None:
-                raise StoreError(f"no seller is registered as {seller}; open a conversation for them first")
+                raise NotFound(f"no seller is registered as {seller}; open a conversation for them first")
             if address not in {extra.address for extra in party.sender_addresses}:
                 party.sender_addresses.append(SenderAddress(address=address))
 

@@ -13,6 +13,10 @@ class StoreError(ValueError):
     """A request the store refuses, worded for the person who made it."""
 
 
+class NotFound(StoreError):
+    """The conversation, message or party asked for does not exist."""
+
+
 @dataclass(frozen=True)
 class PartyView:
     address: str

@@ -44,6 +44,8 @@ class Blocked:
     """(filename, rule) of each attachment removed from a message that was delivered."""
     delayed: bool = False
     """Not delivered yet and still being tried (a delay warning), rather than not delivered at all."""
+    appeal: str | None = None
+    """How to appeal ([filters.sanctions] appeal), for a notice that the sender is on hold."""
 
     @property
     def delivered(self) -> bool:
@@ -52,7 +54,8 @@ class Blocked:
     def bare(self) -> Blocked:
         """The same notice without anything the sender wrote: what is sent when the full one cannot be."""
         return Blocked(subject="", date=self.date, order_id=self.order_id, rule=self.rule, reason=self.reason,
-                       removed=tuple(("-", rule) for _, rule in self.removed), delayed=self.delayed)
+                       removed=tuple(("-", rule) for _, rule in self.removed), delayed=self.delayed,
+                       appeal=self.appeal)
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ def human_text(blocked: Blocked, locale: str, recipient_role: str) -> str:
         if values["snippet"]:
             lines.append(render(t["snippet_line"], **values))
         lines.append(render(t["next_line"], advice=rule_text(locale, blocked.rule, "advice")))
+        if blocked.appeal:
+            lines.append(render(t["appeal_line"], appeal=shown(blocked.appeal, 300)))
     return "\n".join(lines + ["", t["closing"], ""])
 
 

@@ -119,7 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 2
-    logs.configure(getattr(args, "log_format", None) or config.log.format, config.log.level)
+    # Only the relay itself appends to [log] file: `relay logs` reading it must not write to it.
+    log_file = config.relative(config.log.file) if config.log.file and args.command == "serve" else None
+    try:
+        logs.configure(getattr(args, "log_format", None) or config.log.format, config.log.level, file=log_file)
+    except logs.LogFileError as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return 2
     # Imported here, not at the top: rewrite workers are spawned processes that
     # re-import this module, and need none of the database or SMTP stack.
     from . import commands

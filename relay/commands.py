@@ -33,11 +33,16 @@ class BadSetup(Exception):
 
 async def _with_store(config: Config, work):
     """Run work(store) on a database brought to head (SQLite) or found at head (others)."""
+    return await _with_database(config, lambda db: Store(db, config.aliases.domain), work)
+
+
+async def _with_database(config: Config, make, work):
+    """Run work(make(database)) on a database brought to head (SQLite) or found at head (others)."""
     url = config.database_url()
     db = database.Database(url)
     try:
         await database.prepare(db.engine, url)
-        return await work(Store(db, config.aliases.domain))
+        return await work(make(db))
     except (database.DatabaseError, InvalidAddress, StoreError) as exc:
         raise Failure(str(exc)) from None
     except SQLAlchemyError as exc:  # locked past the busy timeout, connection lost mid-command
@@ -111,9 +116,9 @@ async def _with_queue(config: Config, work):
 
 
 def _waiting_as_dict(item) -> dict:
-    return {"id": item.id, "kind": item.kind, "conversation": item.conversation_id, "recipient": item.recipient,
-            "since": item.created_at.isoformat(), "next_attempt": item.due_at.isoformat(), "attempts": item.attempts,
-            "last_answer": item.last_reply, "claimed_by": item.leased_by}
+    from .api.app import waiting_as_dict
+
+    return waiting_as_dict(item)
 
 
 def _queue(args: argparse.Namespace, config: Config) -> None:
@@ -198,7 +203,76 @@ def _selfsigned(args: argparse.Namespace, config: Config) -> None:
     print(f"# in relay.toml: [server] tls_cert = \"{cert}\", tls_key = \"{key}\"")
 
 
+async def _with_center(config: Config, work):
+    from aliases.center import MessageCenter
+
+    return await _with_database(config, lambda db: MessageCenter(db, config.aliases.domain), work)
+
+
+def _message_center(args: argparse.Namespace, config: Config) -> None:
+    """Commands on the message center: tokens, export, the purge, reinstatement, the report."""
+    import sys
+    from datetime import datetime, timedelta, timezone
+
+    from .progress import bar, progress
+
+    if args.command == "api":
+        async def token(center):
+            if args.token_action == "create":
+                return await center.create_token(args.name)
+            if not await center.revoke_token(args.name):
+                raise Failure(f"no token named {args.name}")
+        made = asyncio.run(_with_center(config, token))
+        if made:
+            print(made)
+            print(f"# the API token {args.name!r}; it is shown only now, and the relay keeps only its hash",
+                  file=sys.stderr)
+        else:
+            print(f"revoked {args.name}")
+    elif args.command == "conversation":  # export
+        from .export import write_mbox
+
+        async def bodies(center):
+            return await center.bodies(args.id)
+        thread = asyncio.run(_with_center(config, bodies))
+        count = write_mbox(thread, sys.stdout.buffer, config.retention.days, progress)
+        sys.stdout.buffer.flush()
+        print(f"# {count} messages of conversation {args.id}", file=sys.stderr)
+    elif args.command == "purge":
+        before = datetime.now(timezone.utc) - timedelta(days=config.retention.days)
+
+        async def purge(center):
+            total, done = await center.old_bodies(before), 0
+            with bar(total, "purging") as advance:
+                async for count in center.purge(before):
+                    done += count
+                    advance(count)
+            return done
+        print(f"purged {asyncio.run(_with_center(config, purge))} bodies older than {config.retention.days:g} days; "
+              f"the message log keeps their rows")
+    elif args.command == "seller":  # reinstate
+        async def reinstate(center):
+            return await center.reinstate(args.seller)
+        print(f"reinstated {args.seller}: {asyncio.run(_with_center(config, reinstate))} held message(s) released")
+    elif args.command == "report":
+        from .api.app import response_report
+        from .reports_view import show_response_times
+        from .responses import parse_age
+
+        try:
+            age = parse_age(args.since)
+        except ValueError as exc:
+            raise Failure(f"--since: {exc}") from None
+
+        async def figures(center):
+            return await response_report(center, age)
+        show_response_times(asyncio.run(_with_center(config, figures)), args.format)
+
+
 def run(args: argparse.Namespace, config: Config) -> None:
+    if args.command in ("api", "purge", "report") or (args.command == "seller" and args.action == "reinstate") \
+            or (args.command == "conversation" and args.action == "export"):
+        return _message_center(args, config)
     if args.command == "tls":
         _selfsigned(args, config)
     elif args.command == "queue":
@@ -207,6 +281,9 @@ def run(args: argparse.Namespace, config: Config) -> None:
         _keygen(args, config)
     elif args.command == "serve":
         asyncio.run(_serve(config))
+    elif args.command == "logs":
+        from .logview import run as show_logs
+        show_logs(args, config)
     elif args.command == "sink":
         hop = config.delivery
         asyncio.run(sink.run(args.host or hop.host, args.port or hop.port))
@@ -237,3 +314,15 @@ def run(args: argparse.Namespace, config: Config) -> None:
         async def set_(store: Store):
             await store.set_opt_out(args.email, args.action == "add")
         asyncio.run(_with_store(config, set_))
+    elif args.command == "parties":
+        from aliases import importing
+
+        from .progress import progress
+        try:  # the whole file is checked before the database is opened: a bad row imports nothing
+            rows = importing.check(args.file, progress)
+        except importing.BadFile as exc:
+            raise Failure(str(exc)) from None
+
+        async def import_(store: Store):
+            return await importing.upsert(store, rows, progress)
+        print(asyncio.run(_with_store(config, import_)))

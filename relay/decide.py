@@ -130,8 +130,8 @@ class Decider:
         self.rates = rates
         self.metrics = metrics or Metrics()
         self.templates = templates or Templates()
-        self.clock = lambda: datetime.now(timezone.utc)
-        """When a message arrives; tests script a day of traffic through it."""
+        self.clock = None
+        """When a message arrives, if not now: tests script a day of traffic through it."""
         self.config = config
         self.store = store
         self.queue = queue
@@ -143,7 +143,7 @@ class Decider:
     async def handle(self, route: Route, raw: bytes, envelope_from: str, smtputf8: bool,
                      auth: Results | None = None, head: mime.Entity | None = None) -> str:
         """head: raw's parse_head, when the caller has it already (it is read, never changed)."""
-        arrival = Arrival(route, raw, head or mime.parse_head(raw), envelope_from, smtputf8, self.clock(), auth)
+        arrival = Arrival(route, raw, head or mime.parse_head(raw), envelope_from, smtputf8, self.clock_now(), auth)
         identity = message_identity(arrival)
         while identity in self._in_flight:  # the client's retry, while its first try is still being decided
             await asyncio.shield(self._in_flight[identity])
@@ -152,6 +152,9 @@ class Decider:
             return await self._handle(arrival, identity)
         finally:
             self._in_flight.pop(identity).set_result(None)
+
+    def clock_now(self) -> datetime:
+        return self.clock() if self.clock else datetime.now(timezone.utc)
 
     async def _handle(self, arrival: Arrival, identity: str) -> str:
         started = time.monotonic()
@@ -336,12 +339,12 @@ class Decider:
         subject, body, _ = self.templates.fill(AUTO_REPLY, buyer.locale, {}, {
             "until": until, "seller": display_name(seller, buyer.locale), "order": route.order_id or "",
             "subject": plan.scrubber.scrub_text(outgoing.subject) or "-"})
-        original = arrival.entity.first("message-id")
+        original = re.fullmatch(r"<[!-;=?-~]{1,500}>", decoded_header(arrival.entity.first("message-id")).strip())
         letter_bytes = letter(
             sender_name=display_name(seller, buyer.locale), sender_alias=route.recipient_alias,
             recipient=arrival.envelope_from, subject=subject, body=body,
             message_id=f"<{secrets.token_hex(12)}@{self.config.aliases.domain}>", date=arrival.received_at,
-            in_reply_to=original.decode("ascii", "replace").strip() if original else None,
+            in_reply_to=original.group(0) if original else None,
             auto_submitted="auto-replied")
         outcome.copies.append(replace(self.delivery.notice_copy(arrival.envelope_from, letter_bytes),
                                       seen_by=buyer.role))
@@ -368,7 +371,8 @@ class Decider:
         """Add the sender's notice to what is queued; say what became of it."""
         if _automatic(arrival, outgoing):
             return "none: null sender or Auto-Submitted"
-        message = self.delivery.notifier.compose(context, rule, reason, snippet, removed)
+        appeal = self.config.filters.sanctions.appeal if rule == "seller_held" else None
+        message = self.delivery.notifier.compose(context, rule, reason, snippet, removed, appeal=appeal)
         if message is None:
             return "none: no notice could be made without the recipient's address"
         outcome.copies.append(replace(self.delivery.notice_copy(arrival.envelope_from, message),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import logging.handlers
 import os
 import re
 import secrets
@@ -51,11 +52,38 @@ def formatter(format: str) -> logging.Formatter:
     return TextFormatter()
 
 
-def configure(format: str, level: str = "INFO", stream=None) -> None:
+class LogFileError(Exception):
+    """[log] file cannot be opened for appending."""
+
+
+class _LogFile(logging.handlers.WatchedFileHandler):
+    """JSON lines appended to [log] file; reopened when logrotate moves it away.
+
+    Created 0600, as the database and the pseudonym key are: its lines name aliases and pseudonyms.
+    """
+
+    def _open(self):
+        return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors,
+                    opener=lambda path, flags: os.open(path, flags, 0o600))
+
+
+def configure(format: str, level: str = "INFO", stream=None, file: str | Path | None = None) -> None:
+    """Log to stream (stderr) in format; with file, also append JSON lines there, for `relay logs`."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter(format))
+    handlers: list[logging.Handler] = [handler]
+    if file:
+        try:
+            written = _LogFile(file, encoding="utf-8")
+        except OSError as exc:
+            raise LogFileError(f"[log] file {file}: {exc.strerror or exc}") from None
+        written.setFormatter(formatter("json"))
+        handlers.append(written)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    for old in root.handlers:
+        if isinstance(old, _LogFile):  # configured again (tests do): the file it had stays open no longer
+            old.close()
+    root.handlers[:] = handlers
     root.setLevel(level)
     # aiosmtpd logs every command at INFO, addresses included; the relay's own lines say what matters.
     logging.getLogger("mail.log").setLevel(logging.WARNING)

@@ -88,13 +88,15 @@ class Notifier:
         )
 
     def compose(self, about: NoticeContext, rule: str, reason: str, snippet: str | None = None,
-                removed: tuple[tuple[str, str], ...] = (), delayed: bool = False) -> bytes | None:
+                removed: tuple[tuple[str, str], ...] = (), delayed: bool = False,
+                appeal: str | None = None) -> bytes | None:
         """The notice, or its bare form if the full one fails or would leak; None if neither can be sent."""
         recipient_only = about.recipient_only
         blocked = notice.Blocked(
             subject=about.subject, date=about.date, order_id=about.order_id, rule=rule,
             reason=recipient_only.scrub_text(reason), snippet=snippet and recipient_only.scrub_text(snippet),
             removed=tuple((recipient_only.scrub_text(name), r) for name, r in removed), delayed=delayed,
+            appeal=appeal,
         )
         for attempt, (facts, quoted) in enumerate(((blocked, about.headers), (blocked.bare(), ""))):
             try:

@@ -15,6 +15,7 @@ import resource
 from datetime import timedelta
 
 from aliases import database
+from aliases.center import MessageCenter
 from aliases.queue import Queue
 from aliases.store import Store
 
@@ -31,6 +32,7 @@ from .metrics import Metrics
 from .nexthop import NextHops
 from .notices import Notifier
 from .resolver import Resolver
+from .sending import StandardMessages
 from .session import LmtpSession, RelaySession, Sessions
 from .signing import Signer, read_signer
 from .standard import Templates
@@ -91,6 +93,11 @@ class Relay:
                                      Authenticator(config, self.resolver, self.workers), Strikes(limits, self.summary),
                                      self.metrics)
         self.server: asyncio.AbstractServer | None = None
+        self.center = MessageCenter(self.database, config.aliases.domain)
+        self.standard = StandardMessages(config, self.store, self.center, self.queue, self.delivery, self.templates,
+                                         self.decider.clock_now)
+        self.metrics.sessions.set_function(lambda: len(self.sessions))
+        self.http: list = []
 
     def _session(self) -> RelaySession:
         server = self.config.server
@@ -115,6 +122,7 @@ class Relay:
             backlog=1024,  # a burst of connections waits in the kernel instead of retrying SYNs for seconds
             reuse_port=self.process is not None or None,
         )
+        await self._start_http()
         if self.certificates is None:
             log.warning("STARTTLS is off: set [server] tls_cert and tls_key (relay tls selfsigned writes a pair)")
         else:
@@ -126,6 +134,25 @@ class Relay:
                                       "protocol": self.config.server.protocol,
                                       "next_hop": self.config.delivery.smarthost or "MX", "ocr": ocr,
                                       "node": self.node})
+
+    async def _start_http(self) -> None:
+        """The API on every relay of a node (they share its port); /metrics on the first only."""
+        from .api import app as api_app
+        from .api import health
+        from .api.serving import HttpServer
+
+        if self.config.api.enabled:
+            host, port = self.config.api.address
+            self.http.append(HttpServer(api_app.build(self), host, port, self.process is not None, "api"))
+        if self.config.metrics.enabled and (self.process is None or self.process[0] == 0):
+            host, port = self.config.metrics.address
+            self.http.append(HttpServer(health.build(self), host, port, False, "metrics"))
+        for server in self.http:
+            await server.start()
+            log.info(f"{server.name} listening", extra={"address": f"{server.host}:{server.port}"})
+
+    def http_port(self, name: str) -> int:
+        return next(server.port for server in self.http if server.name == name)
 
     def _ocr_engine(self) -> str:
         """Said once at start: without Tesseract, links printed in images go unread."""
@@ -161,6 +188,8 @@ class Relay:
         grace = self.config.server.shutdown_grace
         if self.server is not None:
             self.server.close()
+        for http in self.http:
+            await http.stop()
         log.info("stopping", extra={"sessions": len(self.sessions), "grace_seconds": grace})
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace

@@ -102,6 +102,12 @@ def _load(folder: str) -> dict[str, dict[str, StandardText]]:
     return found
 
 
+def _subject(subject: str) -> str:
+    """One line; encoded words only when it needs them (RFC 2047)."""
+    subject = " ".join(subject.split())
+    return subject if subject.isascii() and len(subject) < 900 else Header(subject, "utf-8").encode()
+
+
 def letter(*, sender_name: str, sender_alias: str, recipient: str, subject: str, body: str, message_id: str,
            date, in_reply_to: str | None = None, auto_submitted: str | None = None) -> bytes:
     """A plain-text message from a party's alias, each field written by the relay itself."""
@@ -111,7 +117,7 @@ def letter(*, sender_name: str, sender_alias: str, recipient: str, subject: str,
     lines = [
         field("From", formataddr((clean_display_name(sender_name), sender_alias), charset="utf-8")),
         field("To", recipient),
-        field("Subject", Header(" ".join(subject.split()), "utf-8").encode()),
+        field("Subject", _subject(subject)),
         field("Date", format_datetime(date)),
         field("Message-ID", message_id),
     ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import re
 import subprocess
@@ -213,7 +214,8 @@ def postgres_database():
     run(drop)
 
 
-_TABLES = "bounce_tokens, outgoing, handed_on, messages, aliases, conversations, sender_addresses, parties"
+_TABLES = ("bounce_tokens, outgoing, handed_on, message_bodies, flags, api_tokens, messages, aliases, conversations, "
+           "sender_addresses, parties")
 
 
 @pytest.fixture
@@ -268,6 +270,17 @@ async def send(relay: Relay, sender: str, recipient: str, message: bytes | str, 
     async with aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.port, timeout=30, start_tls=False) as client:
         errors, text = await client.sendmail(sender, [recipient], message, **options)
         return text
+
+
+@contextlib.asynccontextmanager
+async def api_client(relay: Relay, name: str = "test"):
+    """An HTTP client for the relay's API, with a fresh bearer token."""
+    import httpx
+
+    token = await relay.center.create_token(name)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{relay.http_port('api')}", timeout=10,
+                                 headers={"Authorization": f"Bearer {token}"}) as client:
+        yield client
 
 
 def bounce_address(address: str, domain: str = "relay.test") -> bool:

@@ -1,0 +1,60 @@
+"""The relay's HTTP servers (the API, /metrics) inside its own event loop, on uvicorn.
+
+uvicorn would take SIGTERM and SIGINT for itself; here they belong to the
+relay, which stops these servers as part of its orderly stop.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+import uvicorn
+
+
+class _Embedded(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+    def install_signal_handlers(self) -> None:  # uvicorn before 0.29
+        pass
+
+
+class HttpServer:
+    def __init__(self, app, host: str, port: int, reuse_port: bool = False, name: str = "http"):
+        self.app, self.host, self.wanted_port, self.reuse_port, self.name = app, host, port, reuse_port, name
+        self.server: _Embedded | None = None
+        self.task: asyncio.Task | None = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        """Listening when this returns; OSError if the address cannot be had."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind((self.host, self.wanted_port))
+        except OSError:
+            sock.close()
+            raise
+        sock.set_inheritable(False)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off", server_header=False,
+                                proxy_headers=False, timeout_graceful_shutdown=5)
+        self.server = _Embedded(config)
+        self.task = asyncio.create_task(self.server.serve(sockets=[sock]), name=f"{self.name}-server")
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()  # raises what stopped it
+                raise OSError(f"{self.name} server stopped while starting")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self.server is None or self.task is None:
+            return
+        self.server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(self.task, 10)
