@@ -32,7 +32,7 @@ from .models import (
     utcnow,
 )
 from .queue import Queue
-from .views import BUYER, BUYER_TO_SELLER, SELLER, SELLER_TO_BUYER, NotFound, StoreError
+from .views import BUYER, BUYER_TO_SELLER, SELLER, NotFound, StoreError
 
 _MESSAGES, _BODIES, _CONVERSATIONS, _PARTIES, _ALIASES, _FLAGS, _TOKENS = (
     MessageRecord.__table__, MessageBody.__table__, Conversation.__table__, Party.__table__, Alias.__table__,
@@ -121,8 +121,7 @@ class MessageCenter:
                 "delivery": m.delivery, "attempts": m.attempts, "next_hop_reply": m.next_hop_reply,
                 "removed_attachments": json.loads(m.removed) if m.removed else [],
                 "notice_sent": any(b["kind"] == "notice" for b in kept),
-                "auto_reply_sent": any(b["seen_by"] == BUYER and b["kind"] != "forward" and
-                                       m.direction == BUYER_TO_SELLER for b in kept),
+                "auto_reply_sent": any(b["kind"] == "auto_reply" for b in kept),
                 "no_response_needed": m.no_response_needed, "during_vacation": m.auto_replied,
                 "unsolicited": m.unsolicited, "flags": flags.get(m.id, []), "bodies": kept,
                 "size_in": m.size_in, "size_out": m.size_out,
@@ -210,11 +209,13 @@ class MessageCenter:
         """Flag a seller's delivered message; True if it put the seller on hold."""
         async with self.engine.begin() as connection:
             row = await self._message(connection, message_id)
-            if row.direction != SELLER_TO_BUYER or row.verdict != "forwarded":
-                raise StoreError(f"message {message_id} is not a message the seller sent to the buyer")
+            if not (await connection.execute(select(_MESSAGES.c.id).where(
+                    _MESSAGES.c.id == message_id, seller_record.flaggable()))).first():
+                raise StoreError(f"message {message_id} is not a message the buyer received from the seller")
 
             def write(sync) -> bool:
-                seller_record.add_flag(sync, message_id, row.seller_id, source, reason)
+                if not seller_record.add_flag(sync, message_id, row.seller_id, source, reason):
+                    raise StoreError(f"message {message_id} is flagged by the {source} already")
                 return max_violations is not None and seller_record.hold_if_over(
                     sync, row.seller_id, max_violations, window)
             return await connection.run_sync(write)
@@ -261,11 +262,18 @@ class MessageCenter:
             return await connection.run_sync(seller_record.reinstate, seller_id)
 
     async def set_vacation(self, seller: str, until: datetime | None, since: datetime | None = None) -> None:
-        """until None: back now. since defaults to now."""
+        """until None: back now. since defaults to now, or to when a vacation still running began: moving
+        its end must not send every conversation a second automatic reply."""
         async with self.engine.begin() as connection:
             seller_id = await self._party_id(connection, seller, SELLER)
-            values = {"vacation_since": since or utcnow(), "vacation_until": until} if until else \
-                {"vacation_until": None}
+            now = utcnow()
+            if since is None:
+                running = (await connection.execute(select(_PARTIES.c.vacation_since, _PARTIES.c.vacation_until)
+                                                    .where(_PARTIES.c.id == seller_id))).one()
+                away = running[1] is not None and aware(running[1]) > now and (
+                    running[0] is None or aware(running[0]) <= now)
+                since = aware(running[0]) if away and running[0] is not None else now
+            values = {"vacation_since": since, "vacation_until": until} if until else {"vacation_until": None}
             await connection.execute(update(_PARTIES).where(_PARTIES.c.id == seller_id).values(**values))
 
     async def set_delivered(self, conversation_id: str, delivered_at: datetime) -> None:

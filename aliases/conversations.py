@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import update
 
 from .models import Conversation
+from .views import StoreError
 
 _CONVERSATIONS = Conversation.__table__
 
@@ -16,5 +17,9 @@ def auto_replied(connection, conversation_id: str, moment: datetime) -> None:
 
 
 def review_requested(connection, conversation_id: str, moment: datetime) -> None:
-    connection.execute(update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == conversation_id)
-                       .values(review_requested_at=moment))
+    """Once per order: a second request racing the first finds it written and fails the commit."""
+    done = connection.execute(update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == conversation_id,
+                                                           _CONVERSATIONS.c.review_requested_at.is_(None))
+                              .values(review_requested_at=moment))
+    if not done.rowcount:
+        raise StoreError("a review was already requested for this order")

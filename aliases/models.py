@@ -159,6 +159,8 @@ class Flag(Base):
     """A delivered seller message a buyer (by reply) or the marketplace (by API) says broke the rules."""
 
     __tablename__ = "flags"
+    __table_args__ = (UniqueConstraint("message_id", "source", name="uq_flags_message_source"),)
+    """One flag per message from each side: a buyer replying FLAG three times is one violation."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)

@@ -22,13 +22,14 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .database import Database
-from .models import BounceToken, HandedOn, MessageBody, MessageRecord, OutgoingMessage, aware, utcnow
+from .models import BounceToken, HandedOn, MessageBody, MessageRecord, OutgoingMessage, Party, aware, utcnow
 from .views import Decision
 
 log = logging.getLogger(__name__)
 _MESSAGES, _OUTGOING, _TOKENS, _HANDED_ON, _BODIES = (
     MessageRecord.__table__, OutgoingMessage.__table__, BounceToken.__table__, HandedOn.__table__,
     MessageBody.__table__)
+_PARTIES = Party.__table__
 FORWARD, NOTICE = "forward", "notice"
 QUEUED, DEFERRED, DELIVERED, FAILED = "queued", "deferred", "delivered", "failed"
 REMEMBER_HANDED_ON = timedelta(days=1)
@@ -47,8 +48,9 @@ class Copy:
     """The bounce token in envelope_from."""
     seen_by: str | None = None
     """The role of the party who receives it: its body is kept for the message center under that role."""
-    held: bool = False
-    """A held seller's forward: stored, not delivered until the seller is reinstated."""
+    held_for: int | None = None
+    """A held seller's party id: the forward is stored, not delivered, while that seller is still held
+    when it is committed (a reinstatement in between must not leave it waiting for nothing)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class Claimed:
     attempts: int
     created_at: datetime
     warned: bool
+    conversation_id: str | None = None
+    """For the delivery's log lines, so `relay logs --conversation` shows them too."""
 
 
 @dataclass(frozen=True)
@@ -176,10 +180,13 @@ class Queue:
             "attempts": 0, "notice_context": acceptance.notice_context,
         })).scalar_one()
         if acceptance.copies:
+            held = {copy.held_for for copy in acceptance.copies if copy.held_for is not None}
+            still = set(connection.execute(select(_PARTIES.c.id).where(
+                _PARTIES.c.id.in_(held), _PARTIES.c.held_since.is_not(None))).scalars()) if held else set()
             connection.execute(insert(_OUTGOING), [{
                 "message_id": message_id, "kind": copy.kind, "envelope_from": copy.envelope_from,
                 "recipient": copy.recipient, "body": copy.body, "created_at": now, "due_at": now, "attempts": 0,
-                "warned": False, "held": copy.held,
+                "warned": False, "held": copy.held_for in still,
             } for copy in acceptance.copies])
             connection.execute(insert(_TOKENS), [
                 {"token": copy.token, "message_id": message_id, "kind": copy.kind, "created_at": now}
@@ -190,7 +197,8 @@ class Queue:
                 connection.execute(insert(_BODIES), kept)
         for also in acceptance.also:
             also(connection, message_id)
-        connection.execute(self._remember(acceptance.identity, acceptance.reply, now))
+        if acceptance.reply.startswith("2"):  # a refusal is decided again on a retry, not remembered
+            connection.execute(self._remember(acceptance.identity, acceptance.reply, now))
         return message_id
 
     def _remember(self, identity: str, reply: str, now: datetime):
@@ -240,8 +248,15 @@ class Queue:
                                 _OUTGOING.c.recipient, _OUTGOING.c.attempts, _OUTGOING.c.created_at,
                                 _OUTGOING.c.warned))
 
-        rows = await self._in_next_commit(lambda connection: connection.execute(statement).all())  # a write too: it shares the next fsync
-        return [Claimed(*row[:6], aware(row[6]), row[7]) for row in sorted(rows, key=lambda r: r[0])]
+        def claim(connection):
+            rows = connection.execute(statement).all()
+            ids = [row[1] for row in rows if row[1] is not None]
+            return rows, dict(connection.execute(select(_MESSAGES.c.id, _MESSAGES.c.conversation_id).where(
+                _MESSAGES.c.id.in_(ids))).all()) if ids else {}
+
+        rows, conversations = await self._in_next_commit(claim)  # a write too: it shares the next fsync
+        return [Claimed(*row[:6], aware(row[6]), row[7], conversations.get(row[1]))
+                for row in sorted(rows, key=lambda r: r[0])]
 
     async def body(self, item: Claimed) -> bytes:
         return await self.database.read(
@@ -347,7 +362,7 @@ class Queue:
 
     async def retry(self, item_id: int | None) -> int:
         """Make one message (or all, with None) due now; returns how many."""
-        statement = update(_OUTGOING).values(due_at=utcnow())
+        statement = update(_OUTGOING).values(due_at=utcnow()).where(_OUTGOING.c.held.is_(False))
         if item_id is not None:
             statement = statement.where(_OUTGOING.c.id == item_id)
         async with self.engine.begin() as connection:
@@ -365,6 +380,7 @@ class Queue:
     async def depth(self) -> tuple[int, datetime | None]:
         async with self.engine.connect() as connection:
             count, oldest = (await connection.execute(
-                select(func.count(), func.min(_OUTGOING.c.created_at)).select_from(_OUTGOING))).one()
+                select(func.count(), func.min(_OUTGOING.c.created_at)).select_from(_OUTGOING)
+                .where(_OUTGOING.c.held.is_(False)))).one()
         return count, aware(oldest)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, literal, select, union_all, update
+from sqlalchemy import func, literal, select, union_all, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from .models import Conversation, Flag, MessageRecord, OutgoingMessage, Party, aware, utcnow
 from .views import SELLER_TO_BUYER
@@ -82,9 +83,19 @@ def hold_if_over(connection, seller_id: int, max_violations: int, window: timede
     return True
 
 
-def add_flag(connection, message_id: int, seller_id: int, source: str, reason: str | None) -> None:
-    connection.execute(insert(_FLAGS).values(message_id=message_id, seller_id=seller_id, source=source,
-                                             reason=reason, created_at=utcnow()))
+def add_flag(connection, message_id: int, seller_id: int, source: str, reason: str | None) -> bool:
+    """False if this side flagged the message already: one flag per message and side."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(_FLAGS).values(message_id=message_id, seller_id=seller_id, source=source,
+                                              reason=reason, created_at=utcnow())
+    return connection.execute(statement.on_conflict_do_nothing(index_elements=["message_id", "source"])).rowcount > 0
+
+
+def flaggable():
+    """A seller's message the buyer received: forwarded, not the marketplace's review request, not held."""
+    held = select(_OUTGOING.c.id).where(_OUTGOING.c.message_id == _MESSAGES.c.id, _OUTGOING.c.held.is_(True))
+    return (_MESSAGES.c.direction == SELLER_TO_BUYER) & (_MESSAGES.c.verdict == "forwarded") \
+        & (_MESSAGES.c.kind != "review_request") & ~held.exists()
 
 
 def reinstate(connection, seller_id: int) -> int:
@@ -95,4 +106,5 @@ def reinstate(connection, seller_id: int) -> int:
     theirs = select(_MESSAGES.c.id).join(_CONVERSATIONS, _CONVERSATIONS.c.id == _MESSAGES.c.conversation_id).where(
         _CONVERSATIONS.c.seller_id == seller_id)
     return connection.execute(update(_OUTGOING).where(_OUTGOING.c.held.is_(True), _OUTGOING.c.message_id.in_(theirs))
-                              .values(held=False, due_at=now)).rowcount
+                              .values(held=False, due_at=now, created_at=now)).rowcount
+    # created_at anew: the delivery's retry and give-up clocks start at the release, not at the hold.

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import aliased
 
+from . import record
 from .addresses import new_local_part, normalize
 from .database import Database
 from .models import Alias, Conversation, MessageRecord, Party, SenderAddress, aware, utcnow
@@ -141,9 +142,13 @@ class Store:
             if address not in {extra.address for extra in party.sender_addresses}:
                 party.sender_addresses.append(SenderAddress(address=address))
 
-    async def set_opt_out(self, buyer: str, opted_out: bool) -> None:
+    async def set_opt_out(self, buyer: str, opted_out: bool, known_only: bool = False) -> None:
+        """known_only: a buyer the relay has never seen is NotFound rather than added."""
         buyer = normalize(buyer)
         async with self.session.begin() as db:
+            if known_only and await db.scalar(select(Party.id).where(Party.address == buyer,
+                                                                     Party.role == BUYER)) is None:
+                raise NotFound(f"no buyer is registered as {buyer}")
             party = await self._party(db, buyer, BUYER)
             party.opted_out = opted_out
 
@@ -307,8 +312,8 @@ class Store:
         latest forwarded message in the conversation; None if the seller has sent nothing."""
         def find(connection) -> int | None:
             theirs = select(MessageRecord.id).where(
-                MessageRecord.conversation_id == conversation_id, MessageRecord.direction == SELLER_TO_BUYER,
-                _FORWARDED).order_by(MessageRecord.id.desc()).limit(1)
+                MessageRecord.conversation_id == conversation_id, record.flaggable()
+            ).order_by(MessageRecord.id.desc()).limit(1)
             named = connection.execute(theirs.where(MessageRecord.relay_message_id.in_(referenced))).scalar() \
                 if referenced else None
             return named or connection.execute(theirs).scalar()

@@ -46,6 +46,8 @@ class Blocked:
     """Not delivered yet and still being tried (a delay warning), rather than not delivered at all."""
     appeal: str | None = None
     """How to appeal ([filters.sanctions] appeal), for a notice that the sender is on hold."""
+    flag_word: str | None = None
+    """The word a buyer replies with to flag a seller's message; a buyer's notice says so."""
 
     @property
     def delivered(self) -> bool:
@@ -55,7 +57,7 @@ class Blocked:
         """The same notice without anything the sender wrote: what is sent when the full one cannot be."""
         return Blocked(subject="", date=self.date, order_id=self.order_id, rule=self.rule, reason=self.reason,
                        removed=tuple(("-", rule) for _, rule in self.removed), delayed=self.delayed,
-                       appeal=self.appeal)
+                       appeal=self.appeal, flag_word=self.flag_word)
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ def human_text(blocked: Blocked, locale: str, recipient_role: str) -> str:
         lines.append(render(t["next_line"], advice=rule_text(locale, blocked.rule, "advice")))
         if blocked.appeal:
             lines.append(render(t["appeal_line"], appeal=shown(blocked.appeal, 300)))
+    if blocked.flag_word and recipient_role == "seller":  # the notice goes to a buyer
+        lines += ["", render(t["flag_line"], flag=blocked.flag_word)]
     return "\n".join(lines + ["", t["closing"], ""])
 
 

@@ -80,14 +80,21 @@ async def _serve(config: Config) -> None:
             raise Failure(str(exc)) from None
         except ProcessFailure as exc:
             raise Failure(str(exc)) from None
+    from .standard import TemplateError
+
     try:
         relay = Relay(config, process)
-    except (SigningKeyError, TlsError, PseudonymKeyError) as exc:
+    except (SigningKeyError, TlsError, PseudonymKeyError, TemplateError) as exc:
         raise BadSetup(str(exc)) from None
+    from .api.serving import ListenFailure
+
     try:
         await relay.start()
     except database.DatabaseError as exc:
         await relay.database.dispose()
+        raise Failure(str(exc)) from None
+    except ListenFailure as exc:  # SMTP, the workers and delivery started already
+        await relay.stop()
         raise Failure(str(exc)) from None
     except OSError as exc:
         await relay.database.dispose()

@@ -26,7 +26,6 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
-from functools import lru_cache
 
 from aliases import conversations
 from aliases import record as record_module
@@ -41,6 +40,7 @@ from . import auth, mime, replies
 from .auth import Results
 from .config import Config
 from .delivery import Delivery, bounce_address, new_token
+from .leaks import leaked_addresses
 from .limits import Rates
 from .logs import DECISIONS, AddressLabels
 from .metrics import Metrics
@@ -48,8 +48,8 @@ from .mime import MalformedMessage
 from .names import display_name
 from .notices import NoticeContext
 from .parse import TRACE_COMMENT, ThreadIds, line_end_problem, relay_traces, thread_ids
-from .rewrite import Plan
-from .scrub import AddressScrubber
+from .rewrite import Plan, clean_display_name
+from .scrub import for_route
 from .sender import shown_senders
 from .standard import AUTO_REPLY, Templates, letter
 from .view import decoded_header
@@ -58,6 +58,7 @@ from .workers import WorkerPool, WorkLimit
 
 log = logging.getLogger(__name__)
 NULL_SENDER = "<>"
+AUTO_REPLY_KIND = "auto_reply"
 
 
 @dataclass
@@ -171,10 +172,10 @@ class Decider:
             conversation_id=route.conversation_id, direction=route.direction, size_in=len(arrival.raw),
             verdict=outcome.verdict, received_at=arrival.received_at, relay_message_id=outcome.relay_message_id,
             original_message_id=ids.message_id if ids else None, size_out=outcome.size_out,
-            rule=outcome.rule, reason=outcome.reason, unsolicited=outcome.unsolicited,
+            rule=outcome.rule, reason=_scrubbed(route, outcome.reason), unsolicited=outcome.unsolicited,
             authentication=arrival.auth.header(self.config.server.hostname) if arrival.auth else None,
             links_written=outcome.links_written, kind=outcome.kind, auto_replied=outcome.auto_replied,
-            subject=self._subject(arrival), removed=_removed_json(outcome.removed),
+            subject=self._subject(arrival), removed=_removed_json(route, outcome.removed),
         )
         if outcome.copies or outcome.also:
             outcome = await self._commit(outcome, decision, identity)
@@ -269,7 +270,7 @@ class Decider:
     def _subject(self, arrival: Arrival) -> str | None:
         """The subject as the recipient saw it: both parties' addresses replaced by their aliases."""
         subject = decoded_header(arrival.entity.first("subject"))
-        return _route_scrubber(arrival.route).scrub_text(subject)[:998] if subject else None
+        return for_route(arrival.route).scrub_text(subject)[:998] if subject else None
 
     def _who(self, arrival: Arrival) -> Outcome | None:
         """Is the message from the party it says? Its From, and under [auth] require its SPF, DKIM and DMARC."""
@@ -306,7 +307,8 @@ class Decider:
         token = new_token()
         held = route.direction == SELLER_TO_BUYER and route.sender.held_since is not None
         forward = Copy(FORWARD, bounce_address(token, self.config.aliases.domain), route.recipient.address,
-                       outgoing.message, token, seen_by=route.recipient.role, held=held)
+                       outgoing.message, token, seen_by=route.recipient.role,
+                       held_for=route.sender.id if held else None)
         outcome = Outcome(replies.FORWARDED(message_id=plan.message_id), "forwarded", relay_message_id=plan.message_id,
                           size_out=len(outgoing.message), copies=[forward], context=context,
                           unsolicited=route.direction == SELLER_TO_BUYER and not facts.replies_to_buyer,
@@ -329,24 +331,31 @@ class Decider:
     def _vacation_reply(self, arrival: Arrival, outgoing: Outgoing, plan: Plan, outcome: Outcome) -> None:
         """RFC 3834: one reply per conversation per vacation, never to automatic mail or the null sender."""
         route, seller = arrival.route, arrival.route.recipient
-        if _automatic(arrival, outgoing):
+        precedence = decoded_header(arrival.entity.first("precedence")).strip().lower()
+        if _automatic(arrival, outgoing) or precedence in ("bulk", "list", "junk") \
+                or arrival.entity.first("list-id") is not None:
             return
         if route.auto_replied_at is not None and (seller.vacation_since is None
                                                   or route.auto_replied_at >= seller.vacation_since):
             return
         buyer = route.sender
         until = seller.vacation_until.date().isoformat()
+        scrubber = for_route(route)
+        name = clean_display_name(display_name(seller, buyer.locale))
         subject, body, _ = self.templates.fill(AUTO_REPLY, buyer.locale, {}, {
-            "until": until, "seller": display_name(seller, buyer.locale), "order": route.order_id or "",
-            "subject": plan.scrubber.scrub_text(outgoing.subject) or "-"})
+            "until": until, "seller": name, "order": route.order_id or "",
+            "subject": scrubber.scrub_text(outgoing.subject) or "-"})
         original = re.fullmatch(r"<[!-;=?-~]{1,500}>", decoded_header(arrival.entity.first("message-id")).strip())
         letter_bytes = letter(
-            sender_name=display_name(seller, buyer.locale), sender_alias=route.recipient_alias,
-            recipient=arrival.envelope_from, subject=subject, body=body,
+            sender_name=name, sender_alias=route.recipient_alias, recipient=arrival.envelope_from,
+            subject=scrubber.scrub_text(subject), body=scrubber.scrub_text(body),
             message_id=f"<{secrets.token_hex(12)}@{self.config.aliases.domain}>", date=arrival.received_at,
-            in_reply_to=original.group(0) if original else None,
-            auto_submitted="auto-replied")
-        outcome.copies.append(replace(self.delivery.notice_copy(arrival.envelope_from, letter_bytes),
+            in_reply_to=original.group(0) if original else None, auto_submitted="auto-replied")
+        if leaked_addresses(letter_bytes, scrubber):  # the buyer's own address, in To, is theirs to see
+            log.error("vacation reply would show the seller's address; not sent",
+                      extra={"conversation": route.conversation_id})
+            return
+        outcome.copies.append(replace(self.delivery.notice_copy(arrival.envelope_from, letter_bytes, AUTO_REPLY_KIND),
                                       seen_by=buyer.role))
         moment = arrival.received_at
         outcome.also += (lambda connection, _id: conversations.auto_replied(connection, route.conversation_id,
@@ -443,7 +452,7 @@ class Decider:
             message_id=f"<{token}@{domain}>",
             in_reply_to=translated(ids.in_reply_to),
             references=translated(ids.references),
-            scrubber=_route_scrubber(route),
+            scrubber=for_route(route),
             domain=domain,
             cid_key=secrets.token_bytes(16),
             scrub_metadata=self.config.rewrite.scrub_metadata,
@@ -452,22 +461,14 @@ class Decider:
         )
 
 
-def _route_scrubber(route: Route) -> AddressScrubber:
-    return _scrubber(tuple(sorted({
-        **{address: route.sender_alias for address in route.sender.sender_addresses},
-        **{address: route.recipient_alias for address in route.recipient.sender_addresses},
-    }.items())))
+def _scrubbed(route: Route, text: str | None) -> str | None:
+    """Text for the message center, where parties are shown by alias: a file named after an address too."""
+    return for_route(route).scrub_text(text) if text else text
 
 
-def _removed_json(removed: tuple[tuple[str, str], ...]) -> str | None:
-    return json.dumps([{"file": name, "rule": rule} for name, rule in removed], ensure_ascii=False) if removed \
-        else None
-
-
-@lru_cache(maxsize=4096)
-def _scrubber(replacements: tuple[tuple[str, str], ...]) -> AddressScrubber:
-    """One per conversation's addresses, built once: compiling its patterns cost more than using them."""
-    return AddressScrubber(dict(replacements))
+def _removed_json(route: Route, removed: tuple[tuple[str, str], ...]) -> str | None:
+    return json.dumps([{"file": _scrubbed(route, name), "rule": rule} for name, rule in removed],
+                      ensure_ascii=False) if removed else None
 
 
 def _automatic(arrival: Arrival, outgoing: Outgoing) -> bool:

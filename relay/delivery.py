@@ -158,7 +158,8 @@ class Delivery:
             outcome = "deferred"
         self.metrics.attempted(outcome, item.kind, age)
         ATTEMPTS.info(outcome, extra={
-            "queue_id": item.id, "message_log_id": item.message_id, "kind": item.kind,
+            "queue_id": item.id, "message_log_id": item.message_id, "conversation": item.conversation_id,
+            "kind": item.kind,
             "recipient": self.labels(item.recipient), "attempt": item.attempts + 1, "next_hop": answer.host or None,
             "answer": self.labels.within(answer.text), "age_seconds": round(age, 1),
         })

@@ -76,6 +76,8 @@ class NoticeContext:
 
 class Notifier:
     def __init__(self, config: Config):
+        sanctions = config.filters.sanctions
+        self.flag_word = sanctions.flag_word if sanctions.enabled else None
         self.config = config
 
     def _message(self, about: NoticeContext, blocked: notice.Blocked, original_headers: str) -> bytes:
@@ -96,7 +98,7 @@ class Notifier:
             subject=about.subject, date=about.date, order_id=about.order_id, rule=rule,
             reason=recipient_only.scrub_text(reason), snippet=snippet and recipient_only.scrub_text(snippet),
             removed=tuple((recipient_only.scrub_text(name), r) for name, r in removed), delayed=delayed,
-            appeal=appeal,
+            appeal=appeal, flag_word=self.flag_word,
         )
         for attempt, (facts, quoted) in enumerate(((blocked, about.headers), (blocked.bare(), ""))):
             try:

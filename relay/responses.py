@@ -12,6 +12,8 @@ The clock, per conversation, in the order messages arrived:
 A contact counts in the window by when it started. Its share "within 24
 hours" is of the contacts that are answered or have waited 24 hours already:
 one that came an hour ago and is still open is neither on time nor late yet.
+A seller's reply counts when they wrote it, even if a hold keeps it back (the
+hold is the marketplace's doing, not a slow answer).
 The 90th percentile is the nearest rank: the smallest time that at least 90 %
 of the answered contacts took no longer than.
 """

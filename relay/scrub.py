@@ -19,6 +19,7 @@ from __future__ import annotations
 import html as html_entities
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from filters.reading import comparable, fold_char
 
@@ -194,3 +195,17 @@ def _replaced(text: str, spans: dict[tuple[int, int], str], html: bool) -> str:
         position = end
     out.append(text[position:])
     return "".join(out)
+
+
+def for_route(route) -> AddressScrubber:
+    """Both parties' addresses, each replaced by the party's own alias in this conversation."""
+    return _scrubber(tuple(sorted({
+        **{address: route.sender_alias for address in route.sender.sender_addresses},
+        **{address: route.recipient_alias for address in route.recipient.sender_addresses},
+    }.items())))
+
+
+@lru_cache(maxsize=4096)
+def _scrubber(replacements: tuple[tuple[str, str], ...]) -> AddressScrubber:
+    """One per conversation's addresses, built once: compiling its patterns cost more than using them."""
+    return AddressScrubber(dict(replacements))

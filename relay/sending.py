@@ -20,11 +20,22 @@ from aliases.models import Alias, Conversation
 from aliases.queue import FORWARD, Acceptance, Queue
 from aliases.store import Store
 from aliases.views import BUYER, SELLER_TO_BUYER, Decision, Route
+from filters.view import Facts, MessageView
 
 from .config import Config
 from .delivery import Delivery
+from .leaks import leaked_addresses
 from .names import display_name
-from .standard import REVIEW_REQUEST, Templates, letter
+from .rewrite import clean_display_name
+from .scrub import for_route
+from .standard import RESERVED, REVIEW_REQUEST, TemplateError, Templates, letter
+from .worker import _pipeline
+
+
+def filled_by_relay(route: Route) -> dict[str, str]:
+    """The fields the relay fills itself: the order and the seller's name as the buyer sees it."""
+    return {"order": route.order_id or "-", "seller": clean_display_name(display_name(route.sender,
+                                                                                      route.recipient.locale))}
 
 
 class Refusal(Exception):
@@ -62,8 +73,11 @@ class StandardMessages:
         return route
 
     async def standard(self, conversation_id: str, name: str, fields: dict[str, str]) -> Sent:
+        if name in RESERVED:
+            raise TemplateError(f"{name!r} is the relay's own text; it cannot be sent as a standard message")
         route = await self._route_to_buyer(conversation_id)
         subject, body, critical = self.templates.fill(name, route.recipient.locale, fields, self._filled(route))
+        self._judge_fields(route, fields)
         if route.recipient.opted_out and not critical:
             exempt = {c.lower() for c in self.config.filters.optout.exempt_categories}
             activity = await self.store.activity(conversation_id)
@@ -97,16 +111,35 @@ class StandardMessages:
             lambda connection, _id: conversations.review_requested(connection, conversation_id, now),))
 
     def _filled(self, route: Route) -> dict[str, str]:
-        return {"order": route.order_id or "-", "seller": display_name(route.sender, route.recipient.locale)}
+        return filled_by_relay(route)
+
+    def _judge_fields(self, route: Route, fields: dict[str, str]) -> None:
+        """What the seller wrote into the fields faces the rules their mail faces (links, contact details,
+        promotion, review requests); the marketplace's own text around them does not."""
+        if not fields:
+            return
+        view = MessageView(subject="", texts=("\n".join(fields.values()),), htmls=(), attachments=())
+        facts = Facts(direction=SELLER_TO_BUYER, conversation_aliases=frozenset({route.sender_alias,
+                                                                                  route.recipient_alias}),
+                      party_addresses=route.sender.sender_addresses | route.recipient.sender_addresses,
+                      category=route.category, buyer_has_written=True)
+        bounce = _pipeline(self.config.filters).judge(view, facts).bounce
+        if bounce:
+            raise TemplateError(f"fields: {bounce.rule}: {bounce.reason}")
 
     async def _queue(self, route: Route, subject: str, body: str, kind: str, reason: str, also=()) -> Sent:
         buyer, seller = route.recipient, route.sender
         now = self.clock()
         relay_message_id = f"<{secrets.token_hex(12)}@{self.config.aliases.domain}>"
+        scrubber = for_route(route)
         message = letter(sender_name=display_name(seller, buyer.locale), sender_alias=route.sender_alias,
-                         recipient=buyer.address, subject=subject, body=body, message_id=relay_message_id, date=now)
+                         recipient=buyer.address, subject=scrubber.scrub_text(subject),
+                         body=scrubber.scrub_text(body), message_id=relay_message_id, date=now)
+        if leaked_addresses(message, scrubber):
+            raise Refusal("the message would show a real address; check the seller's registered name")
         held = seller.held_since is not None
-        copy = replace(self.delivery.notice_copy(buyer.address, message, kind=FORWARD), seen_by=BUYER, held=held)
+        copy = replace(self.delivery.notice_copy(buyer.address, message, kind=FORWARD), seen_by=BUYER,
+                       held_for=seller.id if held else None)
         decision = Decision(conversation_id=route.conversation_id, direction=SELLER_TO_BUYER, size_in=len(message),
                             verdict="forwarded", received_at=now, relay_message_id=relay_message_id,
                             size_out=len(copy.body), rule="seller_held" if held else None, reason=reason,

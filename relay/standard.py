@@ -55,9 +55,16 @@ class Templates:
         self.by_locale = _load(str(self.folder))
         if DEFAULT_LOCALE not in self.by_locale:
             raise TemplateError(f"{self.folder}: no {DEFAULT_LOCALE}.toml")
+        self.check_reserved()
 
     def names(self) -> list[str]:
         return sorted(name for name in self.by_locale[DEFAULT_LOCALE] if name not in RESERVED)
+
+    def check_reserved(self) -> None:
+        """The relay's own texts must be there: a vacation would otherwise fail every buyer's message."""
+        for name in sorted(RESERVED):
+            if name not in self.by_locale[DEFAULT_LOCALE]:
+                raise TemplateError(f"{self.folder}/{DEFAULT_LOCALE}.toml: [{name}] is missing; the relay needs it")
 
     def get(self, name: str, locale: str) -> StandardText:
         chosen = self.by_locale.get(locale, {}).get(name) or self.by_locale[DEFAULT_LOCALE].get(name)
@@ -105,7 +112,7 @@ def _load(folder: str) -> dict[str, dict[str, StandardText]]:
 def _subject(subject: str) -> str:
     """One line; encoded words only when it needs them (RFC 2047)."""
     subject = " ".join(subject.split())
-    return subject if subject.isascii() and len(subject) < 900 else Header(subject, "utf-8").encode()
+    return subject if subject.isascii() and len(subject) < 900 else Header(subject, "utf-8").encode(linesep="\r\n")
 
 
 def letter(*, sender_name: str, sender_alias: str, recipient: str, subject: str, body: str, message_id: str,
@@ -128,4 +135,5 @@ def letter(*, sender_name: str, sender_alias: str, recipient: str, subject: str,
     lines += [field("MIME-Version", "1.0"), field("Content-Type", "text/plain; charset=utf-8"),
               field("Content-Transfer-Encoding", "base64")]
     encoded = base64.encodebytes(body.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8"))
-    return ("".join(lines) + "\r\n").encode("ascii") + encoded.replace(b"\n", b"\r\n")
+    # UTF-8 where an address needs it (SMTPUTF8, RFC 6532): delivery asks for SMTPUTF8 then.
+    return ("".join(lines) + "\r\n").encode("utf-8") + encoded.replace(b"\n", b"\r\n")

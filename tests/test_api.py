@@ -10,11 +10,13 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
-from conftest import BUYER, SELLER, api_client, crlf, eventually, send
+from conftest import BUYER, SELLER, api_client, both_backends, crlf, eventually, send
 from openapi_spec_validator import validate
 
 API = {"api": {"enabled": True, "listen": "127.0.0.1:0"}, "metrics": {"enabled": True, "listen": "127.0.0.1:0"}}
 DUMMY = {"conversation_id": "0" * 32, "message_id": "1", "seller": SELLER, "buyer": BUYER}
+
+backend = both_backends
 
 
 @pytest.fixture
@@ -218,3 +220,53 @@ async def test_standard_messages_in_the_buyers_language(relay, sink, api):
     assert missing.status_code == 422 and missing.json()["detail"][0]["loc"] == ["body", "fields", "date"]
     linky = await api.post(path, json={"template": "shipping_delay", "fields": {"date": "see shop.example.com"}})
     assert linky.status_code == 422 and linky.json()["detail"][0]["loc"] == ["body", "fields", "date"]
+
+
+async def test_what_a_seller_may_not_send_through_standard_messages(api, sink):
+    conversation = await opened(api)
+    path = f"/conversations/{conversation['conversation_id']}/standard-messages"
+    reserved = await api.post(path, json={"template": "review_request", "fields": {}})
+    assert reserved.status_code == 422, reserved.text  # the review request has its own rules
+    for value in ("call +34 600 123 456", "orders (at) sellershop (dot) com", "visit myshop.es"):
+        refused = await api.post(path, json={"template": "shipping_delay", "fields": {"date": value}})
+        assert refused.status_code == 422, (value, refused.text)
+        assert refused.json()["detail"][0]["loc"][:2] == ["body", "fields"]
+    assert sink.messages == []
+
+
+async def test_a_flag_counts_once_per_side_and_times_are_kept_in_utc(relay, sink, api):
+    conversation = await opened(api)
+    await send(relay, SELLER, conversation["buyer_alias"], seller_message(conversation["buyer_alias"]))
+    await sink.wait_for(1)
+    thread = (await api.get(f"/conversations/{conversation['conversation_id']}")).json()
+    message_id = thread["messages"][0]["id"]
+    assert (await api.post(f"/messages/{message_id}/flags", json={})).status_code == 200
+    again = await api.post(f"/messages/{message_id}/flags", json={})
+    assert again.status_code == 409 and "already" in again.json()["detail"]
+    assert (await api.get(f"/sellers/{SELLER}/record")).json()["violations_counting"] == 1
+    until = datetime.now(timezone(timedelta(hours=2))) + timedelta(days=3)
+    await api.put(f"/sellers/{SELLER}/vacation", json={"until": until.isoformat()})
+    kept = datetime.fromisoformat((await api.get(f"/sellers/{SELLER}/record")).json()["vacation"]["until"])
+    assert kept == until.replace(microsecond=until.microsecond)  # the same moment, whatever the backend
+    assert (await api.delete("/optouts/nobody@example.org")).status_code == 404
+
+
+async def test_a_vacation_reply_with_a_long_accented_subject_and_an_international_address(relay, sink, api):
+    buyer = "josé@bücher.example"
+    reply = await api.post("/conversations", json={"buyer": buyer, "seller": SELLER, "order_id": "Z-1"})
+    conversation = reply.json()
+    now = datetime.now(timezone.utc)
+    await api.put(f"/sellers/{SELLER}/vacation", json={"until": (now + timedelta(days=2)).isoformat()})
+    subject = "¿Dónde está mi pedido? Necesito saber cuándo llega, por favor, es un regalo de cumpleaños"
+    message = (f"From: <{buyer}>\r\nTo: {conversation['seller_alias']}\r\nSubject: =?utf-8?q?"
+               f"{subject.encode().hex()}?=\r\nMessage-ID: <intl@example.org>\r\n\r\nHola\r\n").encode()
+    message = message.replace(subject.encode().hex().encode(), "".join(
+        f"={b:02X}" for b in subject.encode()).encode())
+    await send(relay, buyer, conversation["seller_alias"], message, mail_options=["SMTPUTF8"])
+    received = await sink.wait_for(2)
+    auto = next(m for m in received if b"Auto-Submitted: auto-replied" in m.content)
+    head = auto.content.split(b"\r\n\r\n", 1)[0]
+    assert b"\n" not in head.replace(b"\r\n", b"")  # no bare line feed folds a field
+    parsed = email.message_from_bytes(auto.content, policy=email.policy.default)
+    assert parsed["Subject"].endswith(subject) and auto.rcpt_tos == [buyer]
+    assert SELLER not in auto.content.decode("utf-8")

@@ -101,7 +101,7 @@ async def test_conversation_shows_exactly_its_lines_from_the_file_serve_writes(t
     assert b" INFO listening" in (tmp_path / "stderr.log").read_bytes()  # stderr keeps format = "text"
     written = log_file.read_bytes()
     expected = [e["event"] for e in entries(log_file) if e.get("conversation") == first]
-    assert sorted(expected) == ["forwarded", "refused"]
+    assert sorted(expected) == ["delivered", "forwarded", "refused"]  # the delivery line names it too
 
     result = run_cli("--config", str(config), "logs", "--conversation", first, "--file", str(log_file))
     assert result.returncode == 0 and result.stderr == "" and "\x1b" not in result.stdout  # a pipe: no colour

@@ -219,3 +219,17 @@ async def test_review_requests_from_day_5_to_30_once_per_order_and_never_to_an_o
     assert len(sink.messages) == 1
     thread = (await api.get(path)).json()
     assert [m["kind"] for m in thread["messages"]] == ["review_request"]
+
+
+async def test_a_buyers_notice_names_the_flag_word_and_a_sellers_does_not(relay, sink):
+    conversation = await open_conversation(relay)
+    await send(relay, BUYER, conversation.seller_alias, with_attachment(BUYER, conversation.seller_alias, "a.exe"))
+    await send(relay, SELLER, conversation.buyer_alias, with_attachment(SELLER, conversation.buyer_alias, "b.exe"))
+    await settled(relay)
+
+    def notice_to(address: str) -> str:
+        found = next(m for m in sink.messages if m.rcpt_tos == [address] and b"mailer-daemon@" in m.content)
+        return email.message_from_bytes(found.content, policy=email.policy.default).get_body(
+            ("plain",)).get_content()
+    assert "reply to it with FLAG as the first line" in notice_to(BUYER)
+    assert "FLAG" not in notice_to(SELLER)

@@ -10,10 +10,12 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
-from conftest import BUYER, SELLER, crlf, eventually, open_conversation, run_cli, send, settled
+from conftest import BUYER, SELLER, both_backends, crlf, eventually, open_conversation, run_cli, send, settled
 
 SECOND_SELLER = "hello@pottery.example"
 SECOND_BUYER = "bo@example.net"
+
+backend = both_backends
 
 
 @pytest.fixture

@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("source", sa.String(20), nullable=False),
         sa.Column("reason", sa.Text),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint("message_id", "source", name="uq_flags_message_source"),
     )
     op.create_table(
         "api_tokens",

@@ -41,6 +41,13 @@ def _address(value: str) -> str:
         raise ValueError("not a valid email address") from None
 
 
+def _utc(value: datetime) -> datetime:
+    """In UTC: SQLite keeps the clock time and drops the offset, so everything is stored as UTC."""
+    if value.tzinfo is None:
+        raise ValueError("give a time zone, e.g. 2026-12-24T00:00:00Z")
+    return value.astimezone(timezone.utc)
+
+
 class OpenConversation(Strict):
     buyer: str = Field(description="the buyer's real address")
     seller: str = Field(description="the seller's real address")
@@ -76,9 +83,7 @@ class Vacation(Strict):
     @field_validator("until", "since")
     @classmethod
     def _zoned(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("give a time zone, e.g. 2026-12-24T00:00:00Z")
-        return value
+        return _utc(value) if value is not None else None
 
 
 class FlagRequest(Strict):
@@ -91,9 +96,7 @@ class Delivery(Strict):
     @field_validator("delivered_at")
     @classmethod
     def _zoned(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("give a time zone, e.g. 2026-12-01T12:00:00Z")
-        return value
+        return _utc(value)
 
 
 class StandardRequest(Strict):
@@ -152,8 +155,9 @@ def build(relay) -> FastAPI:
     @app.exception_handler(TemplateError)
     async def _template(_request, exc: TemplateError):
         field, _, message = str(exc).partition(": ")
-        loc = ["body", *field.split(".")] if field.startswith("fields.") else ["body", "template"]
-        return JSONResponse({"detail": [{"loc": loc, "msg": message if field.startswith("fields.") else str(exc),
+        about_fields = field == "fields" or field.startswith("fields.")
+        loc = ["body", *field.split(".")] if about_fields else ["body", "template"]
+        return JSONResponse({"detail": [{"loc": loc, "msg": message if about_fields else str(exc),
                                          "type": "value_error"}]}, 422)
 
     @app.exception_handler(StoreError)
@@ -247,7 +251,7 @@ def build(relay) -> FastAPI:
 
     @app.delete("/optouts/{buyer}", response_model=Done, tags=["parties"])
     async def opt_in(buyer: Annotated[str, Path(max_length=320)], _: Caller) -> Done:
-        await relay.store.set_opt_out(_path_address(buyer, "buyer"), False)
+        await relay.store.set_opt_out(_path_address(buyer, "buyer"), False, known_only=True)
         return Done()
 
     @app.post("/sellers/{seller}/addresses", response_model=Done, tags=["parties"],
@@ -262,7 +266,7 @@ def build(relay) -> FastAPI:
         since = body.since or datetime.now(timezone.utc)
         if body.until <= since:
             raise _problem(422, "must be after since (or now)", "until")
-        await relay.center.set_vacation(_path_address(seller, "seller"), body.until, since)
+        await relay.center.set_vacation(_path_address(seller, "seller"), body.until, body.since)
         return Done()
 
     @app.delete("/sellers/{seller}/vacation", response_model=Done, tags=["parties"])

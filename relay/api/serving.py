@@ -12,6 +12,10 @@ import socket
 import uvicorn
 
 
+class ListenFailure(Exception):
+    """An HTTP server's address cannot be had; the text names the setting."""
+
+
 class _Embedded(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self):
@@ -37,9 +41,10 @@ class HttpServer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             sock.bind((self.host, self.wanted_port))
-        except OSError:
+        except OSError as exc:
             sock.close()
-            raise
+            raise ListenFailure(f"cannot listen on [{self.name}] listen {self.host}:{self.wanted_port}: "
+                                f"{exc.strerror or exc}") from None
         sock.set_inheritable(False)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off", server_header=False,
