@@ -221,6 +221,8 @@ class OutgoingMessage(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     """A held seller's forward: kept, not delivered, until `relay seller reinstate`."""
+    body_id: Mapped[int | None] = mapped_column(Integer)
+    """The body kept for the message center, when it is: then `body` is empty, not written twice."""
 
 
 class BounceToken(Base):

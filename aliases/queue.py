@@ -183,18 +183,18 @@ class Queue:
             held = {copy.held_for for copy in acceptance.copies if copy.held_for is not None}
             still = set(connection.execute(select(_PARTIES.c.id).where(
                 _PARTIES.c.id.in_(held), _PARTIES.c.held_since.is_not(None))).scalars()) if held else set()
+            # A body the message center keeps is written once, there; its queue row points at it.
+            kept = {index: connection.execute(insert(_BODIES).returning(_BODIES.c.id), {
+                "message_id": message_id, "kind": copy.kind, "seen_by": copy.seen_by, "body": copy.body,
+                "stored_at": now}).scalar_one() for index, copy in enumerate(acceptance.copies) if copy.seen_by}
             connection.execute(insert(_OUTGOING), [{
                 "message_id": message_id, "kind": copy.kind, "envelope_from": copy.envelope_from,
-                "recipient": copy.recipient, "body": copy.body, "created_at": now, "due_at": now, "attempts": 0,
-                "warned": False, "held": copy.held_for in still,
-            } for copy in acceptance.copies])
+                "recipient": copy.recipient, "body": b"" if index in kept else copy.body, "body_id": kept.get(index),
+                "created_at": now, "due_at": now, "attempts": 0, "warned": False, "held": copy.held_for in still,
+            } for index, copy in enumerate(acceptance.copies)])
             connection.execute(insert(_TOKENS), [
                 {"token": copy.token, "message_id": message_id, "kind": copy.kind, "created_at": now}
                 for copy in acceptance.copies])
-            kept = [{"message_id": message_id, "kind": copy.kind, "seen_by": copy.seen_by, "body": copy.body,
-                     "stored_at": now} for copy in acceptance.copies if copy.seen_by]
-            if kept:
-                connection.execute(insert(_BODIES), kept)
         for also in acceptance.also:
             also(connection, message_id)
         if acceptance.reply.startswith("2"):  # a refusal is decided again on a retry, not remembered
@@ -220,7 +220,8 @@ class Queue:
     @staticmethod
     def purge_bodies(connection, before: datetime, limit: int | None = None) -> int:
         """Delete kept bodies stored before `before` (at most limit of them); the message log rows stay."""
-        old = _BODIES.c.stored_at < before
+        queued = select(_OUTGOING.c.id).where(_OUTGOING.c.body_id == _BODIES.c.id)
+        old = (_BODIES.c.stored_at < before) & ~queued.exists()  # a held message's body waits with it
         if limit is not None:
             old = _BODIES.c.id.in_(select(_BODIES.c.id).where(old).order_by(_BODIES.c.id).limit(limit))
         return connection.execute(delete(_BODIES).where(old)).rowcount
@@ -259,8 +260,10 @@ class Queue:
                 for row in sorted(rows, key=lambda r: r[0])]
 
     async def body(self, item: Claimed) -> bytes:
-        return await self.database.read(
-            lambda connection: connection.execute(select(_OUTGOING.c.body).where(_OUTGOING.c.id == item.id)).scalar_one())
+        return await self.database.read(lambda connection: connection.execute(
+            select(func.coalesce(_BODIES.c.body, _OUTGOING.c.body))
+            .select_from(_OUTGOING.outerjoin(_BODIES, _BODIES.c.id == _OUTGOING.c.body_id))
+            .where(_OUTGOING.c.id == item.id)).scalar_one())
 
     async def release_own(self) -> int:
         """Leases this node's name held when it last stopped or died: free them now."""

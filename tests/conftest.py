@@ -295,6 +295,30 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> sub
     )
 
 
+def run_cli_here(*args: str) -> subprocess.CompletedProcess:
+    """`relay ARGS` in this process (the same main() as the command), without a second Python's start-up:
+    for tests of a command's own behaviour. Standard streams and logging are restored afterwards."""
+    import io
+    import logging
+
+    from relay import cli
+
+    out, err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        code = cli.main(list(args))
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    finally:
+        sys.stdout, sys.stderr = streams
+        root.handlers[:], root.level = handlers, level
+    out.flush()
+    return subprocess.CompletedProcess(list(args), code, out.buffer.getvalue().decode(), err.getvalue())
+
+
 def fixture_text(name: str) -> str:
     return (DATA / name).read_bytes().decode("utf-8", "surrogateescape")
 

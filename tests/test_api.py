@@ -10,13 +10,11 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
-from conftest import BUYER, SELLER, api_client, both_backends, crlf, eventually, send
+from conftest import BACKENDS, BUYER, SELLER, api_client, crlf, eventually, send
 from openapi_spec_validator import validate
 
 API = {"api": {"enabled": True, "listen": "127.0.0.1:0"}, "metrics": {"enabled": True, "listen": "127.0.0.1:0"}}
 DUMMY = {"conversation_id": "0" * 32, "message_id": "1", "seller": SELLER, "buyer": BUYER}
-
-backend = both_backends
 
 
 @pytest.fixture
@@ -106,6 +104,7 @@ async def test_bad_input_is_422_naming_the_field(api, method, path, body, field)
     assert field in {str(part) for error in reply.json()["detail"] for part in error["loc"]}, reply.text
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_open_is_idempotent_and_read_shows_the_thread_without_addresses(relay, sink, api):
     first = await opened(api)
     again = await opened(api)
@@ -159,6 +158,7 @@ async def test_vacation_set_and_cleared_shows_in_the_record(api):
     assert (await api.get(f"/sellers/{SELLER}/record")).json()["vacation"]["until"] is None
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_marks_flags_and_reinstatement(relay, sink, api):
     conversation = await opened(api)
     await send(relay, BUYER, conversation["seller_alias"], buyer_message(conversation["seller_alias"]))
@@ -234,6 +234,7 @@ async def test_what_a_seller_may_not_send_through_standard_messages(api, sink):
     assert sink.messages == []
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_a_flag_counts_once_per_side_and_times_are_kept_in_utc(relay, sink, api):
     conversation = await opened(api)
     await send(relay, SELLER, conversation["buyer_alias"], seller_message(conversation["buyer_alias"]))

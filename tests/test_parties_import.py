@@ -10,7 +10,7 @@ import sys
 import threading
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli_here
 
 HEADER = "role,address,name,locale,opted_out\n"
 
@@ -39,7 +39,7 @@ def parties(tmp_path) -> dict[tuple[str, str], tuple]:
 
 
 def imported(config_file, csv_path: str) -> str:
-    result = run_cli("--config", config_file, "parties", "import", csv_path)
+    result = run_cli_here("--config", config_file, "parties", "import", csv_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # not a terminal: no bar, no redraws in a log
     return result.stdout
@@ -50,9 +50,9 @@ def test_added_parties_are_the_ones_a_conversation_opens_with(tmp_path, config_f
                                             'seller,orders@shop.example,"Shop, Inc.",it,\n')
     assert imported(config_file, csv_path) == "imported 2 parties: 2 added, 0 updated\n"
 
-    opened = json.loads(run_cli("--config", config_file, "conversation", "open", "--buyer", "ann.buyer@example.com",
+    opened = json.loads(run_cli_here("--config", config_file, "conversation", "open", "--buyer", "ann.buyer@example.com",
                                 "--seller", "orders@shop.example").stdout)
-    shown = json.loads(run_cli("--config", config_file, "conversation", "show", opened["conversation_id"]).stdout)
+    shown = json.loads(run_cli_here("--config", config_file, "conversation", "show", opened["conversation_id"]).stdout)
     assert (shown["buyer"]["address"], shown["buyer"]["display_name"], shown["buyer"]["locale"]) == \
         ("ann.buyer@example.com", "Ann Buyer", "es")
     assert (shown["seller"]["display_name"], shown["seller"]["locale"]) == ("Shop, Inc.", "it")
@@ -62,7 +62,7 @@ def test_added_parties_are_the_ones_a_conversation_opens_with(tmp_path, config_f
 
 def test_known_parties_are_updated_and_empty_cells_leave_a_field_as_it_is(tmp_path, config_file):
     # One party the marketplace made by opening a conversation, one from an earlier import.
-    run_cli("--config", config_file, "conversation", "open", "--buyer", "bob@example.com", "--buyer-name", "Bob",
+    run_cli_here("--config", config_file, "conversation", "open", "--buyer", "bob@example.com", "--buyer-name", "Bob",
             "--seller", "orders@shop.example", "--seller-name", "Shop")
     imported(config_file, write_csv(tmp_path, HEADER + "buyer,cy@example.com,Cy,id,\n", "first.csv"))
 
@@ -94,7 +94,7 @@ def test_opt_out_is_set_cleared_and_left_alone(tmp_path, config_file):
         {"a@example.com": False, "b@example.com": True, "c@example.com": True, "s@example.com": False}
 
     # What `relay optout` reads is what the import wrote.
-    assert run_cli("--config", config_file, "optout", "remove", "c@example.com").returncode == 0
+    assert run_cli_here("--config", config_file, "optout", "remove", "c@example.com").returncode == 0
     assert parties(tmp_path)[("c@example.com", "buyer")][2] is False
 
 
@@ -112,7 +112,7 @@ def test_every_bad_row_is_named_by_its_line_and_nothing_is_imported(tmp_path, co
         "buyer,GOOD@example.com,,,\n"                       # line 11: the party of line 2 again
         "seller,,,,\n"                                      # line 12
     ))
-    result = run_cli("--config", config_file, "parties", "import", csv_path)
+    result = run_cli_here("--config", config_file, "parties", "import", csv_path)
     assert result.returncode == 1 and result.stdout == "" and "Traceback" not in result.stderr
     assert result.stderr.splitlines() == [
         f"relay: nothing imported: 8 bad rows in {csv_path}",
@@ -139,18 +139,18 @@ def test_every_bad_row_is_named_by_its_line_and_nothing_is_imported(tmp_path, co
 ])
 def test_a_file_without_a_usable_header_imports_nothing(tmp_path, config_file, text, expected):
     csv_path = write_csv(tmp_path, text)
-    result = run_cli("--config", config_file, "parties", "import", csv_path)
+    result = run_cli_here("--config", config_file, "parties", "import", csv_path)
     assert result.returncode == 1 and result.stderr.startswith(f"relay: {csv_path}") and expected in result.stderr
     assert result.stderr.count("\n") == 1 and parties(tmp_path) == {}
 
 
 def test_unreadable_files_are_one_line(tmp_path, config_file):
-    missing = run_cli("--config", config_file, "parties", "import", str(tmp_path / "nope.csv"))
+    missing = run_cli_here("--config", config_file, "parties", "import", str(tmp_path / "nope.csv"))
     assert missing.returncode == 1
     assert missing.stderr == f"relay: cannot read {tmp_path / 'nope.csv'}: No such file or directory\n"
     latin1 = tmp_path / "latin1.csv"
     latin1.write_bytes(HEADER.encode() + "buyer,jose@example.com,José,es,\n".encode("latin-1"))
-    result = run_cli("--config", config_file, "parties", "import", str(latin1))
+    result = run_cli_here("--config", config_file, "parties", "import", str(latin1))
     assert result.returncode == 1 and result.stderr == f"relay: {latin1} line 2: not UTF-8 text\n"
 
 

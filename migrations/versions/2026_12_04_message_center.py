@@ -42,6 +42,8 @@ def upgrade() -> None:
         sa.Column("body", sa.LargeBinary, nullable=False),
         sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False, index=True),
     )
+    # No foreign key: SQLite adds one only by rebuilding the table; the queue writes both in one transaction.
+    op.add_column("outgoing", sa.Column("body_id", sa.Integer))
     op.create_table(
         "flags",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -66,7 +68,7 @@ def downgrade() -> None:
     op.drop_table("message_bodies")
     op.drop_index("ix_conversations_seller_id", table_name="conversations")
     op.drop_index("ix_conversations_order_id", table_name="conversations")
-    for table, columns in (("outgoing", ["held"]),
+    for table, columns in (("outgoing", ["held", "body_id"]),
                            ("conversations", ["delivered_at", "review_requested_at", "auto_replied_at"]),
                            ("parties", ["vacation_since", "vacation_until", "held_since", "held_reason",
                                         "reinstated_at"]),
