@@ -56,8 +56,9 @@ async def main(args) -> None:
     sink = await Sink().start()
     relay = Relay(make_config(folder, sink.port, api={"enabled": True, "listen": "127.0.0.1:0"},
                               metrics={"enabled": True, "listen": "127.0.0.1:0"},
-                              limits={"messages_per_hour_per_party": 1_000_000},
-                              filters={"frequency": {"enabled": False}}))
+                              limits={"messages_per_hour_per_party": 1_000_000, "max_transactions_per_session": 100_000},
+                              filters={"frequency": {"enabled": False}},
+                              delivery={"poll_seconds": 1.0}))  # as shipped: the tests' config polls every 50 ms
     await relay.start()
     token = await relay.center.create_token("bench")
     headers = {"Authorization": f"Bearer {token}"}
