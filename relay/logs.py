@@ -88,6 +88,7 @@ def configure(format: str, level: str = "INFO", stream=None, file: str | Path | 
     # aiosmtpd logs every command at INFO, addresses included; the relay's own lines say what matters.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # its start and stop say nothing the relay's don't
 
 
 class AddressLabels:
