@@ -126,16 +126,21 @@ def main(argv: list[str] | None = None) -> int:
     except logs.LogFileError as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 2
-    # Imported here, not at the top: rewrite workers are spawned processes that
-    # re-import this module, and need none of the database or SMTP stack.
-    from . import commands
+    from .failures import BadSetup, Failure
 
     try:
-        commands.run(args, config)
-    except commands.Failure as exc:
+        if args.command == "logs":  # reading a log needs none of the store: start at once
+            from .logview import run as show_logs
+            show_logs(args, config)
+        else:
+            # Imported here, not at the top: rewrite workers are spawned processes that
+            # re-import this module, and need none of the database or SMTP stack.
+            from . import commands
+            commands.run(args, config)
+    except Failure as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 1
-    except (commands.BadSetup, logs.PseudonymKeyError) as exc:
+    except (BadSetup, logs.PseudonymKeyError) as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -18,17 +18,10 @@ from aliases.views import StoreError
 
 from . import sink
 from .config import Config
+from .failures import BadSetup, Failure
 
 # The relay's message path (workers, delivery, DKIM) is imported by the commands that run it:
 # `relay conversation open`, which the marketplace backend calls per order, starts without it.
-
-
-class Failure(Exception):
-    """A request that could not be carried out; its text is the one line the user sees."""
-
-
-class BadSetup(Exception):
-    """The configuration cannot work (a DKIM key that cannot be read): exit status 2."""
 
 
 async def _with_store(config: Config, work):

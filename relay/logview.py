@@ -42,7 +42,7 @@ def add_parser(commands, common) -> None:
 
 
 def run(args, config) -> None:
-    from .commands import Failure
+    from .failures import Failure
 
     path = Path(args.file) if args.file else config.relative(config.log.file) if config.log.file else None
     if path is None and sys.stdin.isatty():
