@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from . import record
 from .addresses import new_local_part, normalize
@@ -120,12 +120,23 @@ class Store:
 
     # -- parties --------------------------------------------------------------
 
-    async def _party(self, db, address: str, role: str, name: str | None = None, locale: str | None = None) -> Party:
-        party = await db.scalar(select(Party).where(Party.address == address, Party.role == role))
+    async def _in_session(self, work, *args):
+        """work(session, *args) with an ORM session on one store connection, committed when it returns.
+        On the store's own threads (SQLite) or run_sync (PostgreSQL): one hop, not one per statement."""
+        def run(connection):
+            with Session(bind=connection, expire_on_commit=False) as db:
+                result = work(db, *args)
+                db.flush()
+                return result
+        return await self.database.write(run)
+
+    @staticmethod
+    def _party(db, address: str, role: str, name: str | None = None, locale: str | None = None) -> Party:
+        party = db.scalar(select(Party).where(Party.address == address, Party.role == role))
         if party is None:
             party = Party(address=address, role=role, display_name=name, locale=locale or "en", opted_out=False)
             db.add(party)
-            await db.flush()
+            db.flush()
         else:
             if name:
                 party.display_name = name
@@ -135,22 +146,24 @@ class Store:
 
     async def add_seller_address(self, seller: str, address: str) -> None:
         seller, address = normalize(seller), normalize(address)
-        async with self.session.begin() as db:
-            party = await db.scalar(select(Party).where(Party.address == seller, Party.role == SELLER))
+
+        def add(db) -> None:
+            party = db.scalar(select(Party).where(Party.address == seller, Party.role == SELLER))
             if party is None:
                 raise NotFound(f"no seller is registered as {seller}; open a conversation for them first")
             if address not in {extra.address for extra in party.sender_addresses}:
                 party.sender_addresses.append(SenderAddress(address=address))
+        await self._in_session(add)
 
     async def set_opt_out(self, buyer: str, opted_out: bool, known_only: bool = False) -> None:
         """known_only: a buyer the relay has never seen is NotFound rather than added."""
         buyer = normalize(buyer)
-        async with self.session.begin() as db:
-            if known_only and await db.scalar(select(Party.id).where(Party.address == buyer,
-                                                                     Party.role == BUYER)) is None:
+
+        def set_(db) -> None:
+            if known_only and db.scalar(select(Party.id).where(Party.address == buyer, Party.role == BUYER)) is None:
                 raise NotFound(f"no buyer is registered as {buyer}")
-            party = await self._party(db, buyer, BUYER)
-            party.opted_out = opted_out
+            self._party(db, buyer, BUYER).opted_out = opted_out
+        await self._in_session(set_)
 
     # -- conversations --------------------------------------------------------
 
@@ -170,44 +183,42 @@ class Store:
         buyer, seller = normalize(buyer), normalize(seller)
         for attempt in range(2):
             try:
-                return await self._open(buyer, seller, buyer_name, seller_name, buyer_locale, seller_locale, order_id, category)
+                return await self._in_session(self._open, buyer, seller, buyer_name, seller_name, buyer_locale,
+                                              seller_locale, order_id, category)
             except IntegrityError:
                 if attempt:  # a concurrent open won the race twice: not a race any more
                     raise
         raise AssertionError("unreachable")
 
-    async def _open(self, buyer, seller, buyer_name, seller_name, buyer_locale, seller_locale, order_id, category):
-        async with self.session.begin() as db:
-            buyer_party = await self._party(db, buyer, BUYER, buyer_name, buyer_locale)
-            seller_party = await self._party(db, seller, SELLER, seller_name, seller_locale)
-            conversation = await db.scalar(
-                select(Conversation).where(
-                    Conversation.buyer_id == buyer_party.id,
-                    Conversation.seller_id == seller_party.id,
-                    func.coalesce(Conversation.order_id, "") == (order_id or ""),
-                )
+    def _open(self, db, buyer, seller, buyer_name, seller_name, buyer_locale, seller_locale, order_id, category):
+        buyer_party = self._party(db, buyer, BUYER, buyer_name, buyer_locale)
+        seller_party = self._party(db, seller, SELLER, seller_name, seller_locale)
+        conversation = db.scalar(
+            select(Conversation).where(
+                Conversation.buyer_id == buyer_party.id,
+                Conversation.seller_id == seller_party.id,
+                func.coalesce(Conversation.order_id, "") == (order_id or ""),
             )
-            if conversation is None:
-                conversation = Conversation(
-                    id=uuid.uuid4().hex, buyer_id=buyer_party.id, seller_id=seller_party.id,
-                    order_id=order_id, category=category.lower() if category else None,
-                )
-                db.add(conversation)
-                await db.flush()
-                for party in (buyer_party, seller_party):
-                    db.add(Alias(local_part=new_local_part(), party_id=party.id, conversation_id=conversation.id))
-                await db.flush()
-            elif category:
-                conversation.category = category.lower()
-            aliases = {
-                alias.party_id: alias.local_part
-                for alias in await db.scalars(select(Alias).where(Alias.conversation_id == conversation.id))
-            }
-            return OpenedConversation(
-                conversation_id=conversation.id,
-                buyer_alias=self.address_of(aliases[buyer_party.id]),
-                seller_alias=self.address_of(aliases[seller_party.id]),
+        )
+        if conversation is None:
+            conversation = Conversation(
+                id=uuid.uuid4().hex, buyer_id=buyer_party.id, seller_id=seller_party.id,
+                order_id=order_id, category=category.lower() if category else None,
             )
+            db.add(conversation)
+            db.flush()
+            for party in (buyer_party, seller_party):
+                db.add(Alias(local_part=new_local_part(), party_id=party.id, conversation_id=conversation.id))
+            db.flush()
+        elif category:
+            conversation.category = category.lower()
+        aliases = {alias.party_id: alias.local_part
+                   for alias in db.scalars(select(Alias).where(Alias.conversation_id == conversation.id))}
+        return OpenedConversation(
+            conversation_id=conversation.id,
+            buyer_alias=self.address_of(aliases[buyer_party.id]),
+            seller_alias=self.address_of(aliases[seller_party.id]),
+        )
 
     async def route(self, local_part: str, fresh: bool = False) -> Route | None:
         """The route for mail to LOCAL@domain, or None for an alias nobody was given (never cached:
