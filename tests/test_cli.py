@@ -9,7 +9,7 @@ import sys
 
 import aiosmtplib
 import pytest
-from conftest import BUYER, ROOT, SELLER, crlf, make_config, run_cli, send
+from conftest import BUYER, ROOT, SELLER, crlf, make_config, run_cli, run_cli_here, send
 
 from relay.server import Relay
 
@@ -24,8 +24,9 @@ def config_file(tmp_path):
 
 
 def relay_cli(config_file, *args):
-    result = run_cli("--config", config_file, *args)
-    return result
+    """The command's own main(), in this process: these tests are about what it says, not how it starts
+    (the tests below that start it as a program keep run_cli)."""
+    return run_cli_here("--config", config_file, *args)
 
 
 def test_open_is_idempotent_per_order_and_aliases_are_random(config_file):
