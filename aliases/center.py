@@ -31,7 +31,7 @@ from .models import (
     aware,
     utcnow,
 )
-from .queue import Queue
+from .queue import AUTO_REPLY_COPY, NOTICE, Queue
 from .views import BUYER, BUYER_TO_SELLER, SELLER, NotFound, StoreError
 
 _MESSAGES, _BODIES, _CONVERSATIONS, _PARTIES, _ALIASES, _FLAGS, _TOKENS = (
@@ -120,8 +120,8 @@ class MessageCenter:
                 "verdict": m.verdict, "rule": m.rule, "reason": m.reason,
                 "delivery": m.delivery, "attempts": m.attempts, "next_hop_reply": m.next_hop_reply,
                 "removed_attachments": json.loads(m.removed) if m.removed else [],
-                "notice_sent": any(b["kind"] == "notice" for b in kept),
-                "auto_reply_sent": any(b["kind"] == "auto_reply" for b in kept),
+                "notice_sent": any(b["kind"] == NOTICE for b in kept),
+                "auto_reply_sent": any(b["kind"] == AUTO_REPLY_COPY for b in kept),
                 "no_response_needed": m.no_response_needed, "during_vacation": m.auto_replied,
                 "unsolicited": m.unsolicited, "flags": flags.get(m.id, []), "bodies": kept,
                 "size_in": m.size_in, "size_out": m.size_out,

@@ -30,7 +30,7 @@ _MESSAGES, _OUTGOING, _TOKENS, _HANDED_ON, _BODIES = (
     MessageRecord.__table__, OutgoingMessage.__table__, BounceToken.__table__, HandedOn.__table__,
     MessageBody.__table__)
 _PARTIES = Party.__table__
-FORWARD, NOTICE = "forward", "notice"
+FORWARD, NOTICE, AUTO_REPLY_COPY = "forward", "notice", "auto_reply"
 QUEUED, DEFERRED, DELIVERED, FAILED = "queued", "deferred", "delivered", "failed"
 REMEMBER_HANDED_ON = timedelta(days=1)
 KEEP_TOKENS = timedelta(days=30)

@@ -15,7 +15,7 @@ from sqlalchemy import func, literal, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .models import Conversation, Flag, MessageRecord, OutgoingMessage, Party, aware, utcnow
-from .views import SELLER_TO_BUYER
+from .views import REVIEW_REQUEST, SELLER_TO_BUYER
 
 _MESSAGES, _FLAGS, _PARTIES, _CONVERSATIONS, _OUTGOING = (
     MessageRecord.__table__, Flag.__table__, Party.__table__, Conversation.__table__, OutgoingMessage.__table__)
@@ -95,7 +95,7 @@ def flaggable():
     """A seller's message the buyer received: forwarded, not the marketplace's review request, not held."""
     held = select(_OUTGOING.c.id).where(_OUTGOING.c.message_id == _MESSAGES.c.id, _OUTGOING.c.held.is_(True))
     return (_MESSAGES.c.direction == SELLER_TO_BUYER) & (_MESSAGES.c.verdict == "forwarded") \
-        & (_MESSAGES.c.kind != "review_request") & ~held.exists()
+        & (_MESSAGES.c.kind != REVIEW_REQUEST) & ~held.exists()
 
 
 def reinstate(connection, seller_id: int) -> int:

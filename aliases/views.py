@@ -7,6 +7,9 @@ from datetime import datetime
 
 BUYER, SELLER = "buyer", "seller"
 BUYER_TO_SELLER, SELLER_TO_BUYER = "buyer_to_seller", "seller_to_buyer"
+# What a message log row is: a party wrote it, the relay wrote it for a seller by name, the marketplace's
+# review request, or a buyer's FLAG reply (kept in the record, never forwarded).
+WRITTEN, STANDARD, REVIEW_REQUEST, FLAG = "message", "standard", "review_request", "flag"
 
 
 class StoreError(ValueError):
@@ -89,7 +92,7 @@ class Decision:
     links_written: str | None = None
     """Space-separated fingerprints of the links a forwarded buyer's message held (filters/links.py)."""
     subject: str | None = None
-    kind: str = "message"
+    kind: str = WRITTEN
     auto_replied: bool = False
     removed: str | None = None
 

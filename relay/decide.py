@@ -29,9 +29,20 @@ from email.utils import format_datetime
 
 from aliases import conversations
 from aliases import record as record_module
-from aliases.queue import FORWARD, Acceptance, Copy, Queue
+from aliases.queue import AUTO_REPLY_COPY, FORWARD, Acceptance, Copy, Queue
 from aliases.store import Store
-from aliases.views import BUYER, BUYER_TO_SELLER, SELLER, SELLER_TO_BUYER, Activity, Decision, Route, ThreadLink
+from aliases.views import (
+    BUYER,
+    BUYER_TO_SELLER,
+    FLAG,
+    SELLER,
+    SELLER_TO_BUYER,
+    WRITTEN,
+    Activity,
+    Decision,
+    Route,
+    ThreadLink,
+)
 from bounces.notice import shown
 from filters.reading import comparable
 from filters.view import Facts
@@ -58,7 +69,6 @@ from .workers import WorkerPool, WorkLimit
 
 log = logging.getLogger(__name__)
 NULL_SENDER = "<>"
-AUTO_REPLY_KIND = "auto_reply"
 
 
 @dataclass
@@ -80,7 +90,7 @@ class Outcome:
     """What to queue: the forward, a notice. Empty for a refusal."""
     context: NoticeContext | None = None
     links_written: str | None = None
-    kind: str = "message"
+    kind: str = WRITTEN
     auto_replied: bool = False
     """A buyer's message that came while the seller was away: it leaves the response-time clock."""
     removed: tuple[tuple[str, str], ...] = ()
@@ -133,6 +143,10 @@ class Decider:
         self.templates = templates or Templates()
         self.clock = None
         """When a message arrives, if not now: tests script a day of traffic through it."""
+        sanctions = config.filters.sanctions
+        self._flag_word = re.compile(
+            rf"(?:(?i:re|aw|sv|r|rv|fw|fwd)\s*:\s*)*{re.escape(sanctions.flag_word)}\b") if sanctions.enabled else None
+        """FLAG as written, first in a subject (after any Re:) or a first line."""
         self.config = config
         self.store = store
         self.queue = queue
@@ -260,12 +274,8 @@ class Decider:
         return outcome
 
     def _is_flag(self, outgoing: Outgoing) -> bool:
-        """FLAG ([filters.sanctions] flag_word, as written) first in the subject (after any Re:) or the text."""
-        sanctions = self.config.filters.sanctions
-        if not sanctions.enabled:
-            return False
-        word = re.compile(rf"(?:(?i:re|aw|sv|r|rv|fw|fwd)\s*:\s*)*{re.escape(sanctions.flag_word)}\b")
-        return any(word.match(text) for text in (outgoing.subject.strip(), outgoing.first_line))
+        return self._flag_word is not None and any(
+            self._flag_word.match(text) for text in (outgoing.subject.strip(), outgoing.first_line))
 
     def _subject(self, arrival: Arrival) -> str | None:
         """The subject as the recipient saw it: both parties' addresses replaced by their aliases."""
@@ -293,10 +303,10 @@ class Decider:
         """Carry out the filters' judgement: a notice for a bounce, or the forward the rewrite made."""
         route = arrival.route
         bounce = outgoing.judgement.bounce
-        context = NoticeContext.of(route, arrival.envelope_from, arrival.entity, outgoing.subject,
-                                   format_datetime(arrival.received_at))
         if flagged is not None:
             return self._flag(route, flagged)
+        context = NoticeContext.of(route, arrival.envelope_from, arrival.entity, outgoing.subject,
+                                   format_datetime(arrival.received_at))
         if bounce:
             return self._bounce(arrival, outgoing, context, bounce.rule, bounce.reason, bounce.snippet)
         if outgoing.leaks:
@@ -355,7 +365,7 @@ class Decider:
             log.error("vacation reply would show the seller's address; not sent",
                       extra={"conversation": route.conversation_id})
             return
-        outcome.copies.append(replace(self.delivery.notice_copy(arrival.envelope_from, letter_bytes, AUTO_REPLY_KIND),
+        outcome.copies.append(replace(self.delivery.notice_copy(arrival.envelope_from, letter_bytes, AUTO_REPLY_COPY),
                                       seen_by=buyer.role))
         moment = arrival.received_at
         outcome.also += (lambda connection, _id: conversations.auto_replied(connection, route.conversation_id,
@@ -363,17 +373,22 @@ class Decider:
 
     def _flag(self, route: Route, message_id: int) -> Outcome:
         """A buyer's FLAG reply: it goes into the seller's record, not to the seller."""
-        sanctions = self.config.filters.sanctions
         seller_id = route.recipient.id
+        hold = self._hold_if_over(seller_id)
 
-        def record(connection, _id) -> None:
+        def record(connection, message_log_id) -> None:
             record_module.add_flag(connection, message_id, seller_id, "buyer", "flagged by the buyer")
-            if sanctions.enabled:
-                record_module.hold_if_over(connection, seller_id, sanctions.max_violations,
-                                           timedelta(days=sanctions.window_days))
+            hold(connection, message_log_id)
 
         return Outcome(replies.FLAGGED(), "flagged", "flag", f"the buyer flagged message {message_id}",
-                       kind="flag", also=(record,))
+                       kind=FLAG, also=(record,))
+
+    def _hold_if_over(self, seller_id: int):
+        """The write that holds a seller whose violations reached [filters.sanctions], in the violation's commit."""
+        sanctions = self.config.filters.sanctions
+        window = timedelta(days=sanctions.window_days)
+        return lambda connection, _id: sanctions.enabled and record_module.hold_if_over(
+            connection, seller_id, sanctions.max_violations, window)
 
     def _notice(self, arrival: Arrival, outgoing: Outgoing, context: NoticeContext, outcome: Outcome, rule: str,
                 reason: str, snippet: str | None, removed=()) -> str:
@@ -391,11 +406,10 @@ class Decider:
     def _bounce(self, arrival: Arrival, outgoing: Outgoing, context: NoticeContext, rule: str, reason: str,
                 snippet) -> Outcome:
         outcome = Outcome(replies.BOUNCED(rule=rule), "bounced", rule, reason, context=context)
-        sanctions = self.config.filters.sanctions
-        if arrival.route.direction == SELLER_TO_BUYER and sanctions.enabled and arrival.route.sender.id is not None:
-            seller_id = arrival.route.sender.id
-            outcome.also = (lambda connection, _id: record_module.hold_if_over(
-                connection, seller_id, sanctions.max_violations, timedelta(days=sanctions.window_days)),)
+        seller = arrival.route.sender
+        if arrival.route.direction == SELLER_TO_BUYER and self.config.filters.sanctions.enabled \
+                and seller.id is not None:
+            outcome.also = (self._hold_if_over(seller.id),)
         outcome.notice = self._notice(arrival, outgoing, context, outcome, rule, reason, snippet)
         if not outcome.copies:
             # RFC 3834: no notice answers automatic mail; and one that cannot be made is not sent.

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -18,7 +17,6 @@ from pathlib import Path
 POLL_SECONDS = 0.2
 """How often --follow looks for appended lines, as `tail -F` does, with no inotify to depend on."""
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # After the conversation and direction, these come first, in this order; every other field follows.
 _LEADING = ("stage", "rule", "reason", "reply", "answer")
 _HIDDEN = {"time", "level", "logger", "event", "exc_info", "stack_info"}
@@ -26,10 +24,12 @@ _OWN_LOGGERS = {"relay.decision", "relay.delivery"}  # the event says which; ano
 
 
 def age(text: str) -> timedelta:
-    match = re.fullmatch(r"(\d{1,5})([smhd])", text.strip())  # 99999d at most: now minus it is still a date
-    if not match:
-        raise argparse.ArgumentTypeError(f"{text!r}: want a number and s, m, h or d, like 30s, 15m, 1h, 7d")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    from .responses import parse_age
+
+    try:
+        return parse_age(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_parser(commands, common) -> None:

@@ -11,6 +11,8 @@ from pathlib import PurePosixPath
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from aliases.queue import FORWARD
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86400)
 
@@ -59,7 +61,7 @@ class Metrics:
     def attempted(self, outcome: str, kind: str, age: float) -> None:
         self.attempts.labels(outcome).inc()
         if outcome == "delivered":
-            if kind == "forward":
+            if kind == FORWARD:
                 self.delivery_seconds.observe(age)
             else:
                 self.notices.labels(kind).inc()

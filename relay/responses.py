@@ -20,14 +20,15 @@ of the answered contacts took no longer than.
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from aliases.views import BUYER_TO_SELLER, SELLER_TO_BUYER
+from aliases.views import BUYER_TO_SELLER, SELLER_TO_BUYER, STANDARD, WRITTEN
 
 DAY = timedelta(hours=24)
-ANSWERS = ("message", "standard")
+ANSWERS = (WRITTEN, STANDARD)
 
 
 @dataclass
@@ -69,7 +70,7 @@ def report(rows, since: datetime, now: datetime) -> list[SellerFigures]:
         if verdict != "forwarded":
             continue
         started = waiting.get(conversation)
-        if direction == BUYER_TO_SELLER and kind == "message":
+        if direction == BUYER_TO_SELLER and kind == WRITTEN:
             if no_response:
                 seller.no_response_needed += at >= since
             elif vacation:
@@ -106,10 +107,12 @@ def report(rows, since: datetime, now: datetime) -> list[SellerFigures]:
                   key=lambda f: f.seller)
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
 def parse_age(text: str) -> timedelta:
-    """30s, 15m, 12h, 7d, 2w."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-    text = text.strip().lower()
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
-        raise ValueError(f"{text!r} is not an age such as 30m, 12h or 7d")
-    return timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    """30s, 15m, 12h, 7d, 2w: what --since and ?since= take (99999 units at most: now minus it is a date)."""
+    match = re.fullmatch(r"(\d{1,5})([smhdw])", text.strip().lower())
+    if not match:
+        raise ValueError(f"{text!r} is not an age: want a number and s, m, h, d or w, like 30s, 15m, 1h, 7d")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])

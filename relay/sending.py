@@ -19,7 +19,7 @@ from aliases.center import MessageCenter, NotFound
 from aliases.models import Alias, Conversation
 from aliases.queue import FORWARD, Acceptance, Queue
 from aliases.store import Store
-from aliases.views import BUYER, SELLER_TO_BUYER, Decision, Route
+from aliases.views import BUYER, SELLER_TO_BUYER, STANDARD, Decision, Route
 from filters.view import Facts, MessageView
 
 from .config import Config
@@ -84,7 +84,7 @@ class StandardMessages:
             if not activity.buyer_has_written and (route.category or "").lower() not in exempt:
                 raise Refusal(f"the buyer has opted out of unsolicited messages, and {name!r} is not critical "
                               f"to the order; it can be sent once the buyer has written")
-        return await self._queue(route, subject, body, "standard", f"standard message {name}")
+        return await self._queue(route, subject, body, STANDARD, f"standard message {name}")
 
     async def review_request(self, conversation_id: str) -> Sent:
         """One per order, 5 to 30 days after delivery ([messages] review_after_days, review_until_days),
@@ -107,7 +107,7 @@ class StandardMessages:
             raise Refusal("the buyer has opted out of unsolicited messages; a review request is one")
         subject, body, _ = self.templates.fill(REVIEW_REQUEST, route.recipient.locale, {}, self._filled(route))
         now = self.clock()
-        return await self._queue(route, subject, body, "review_request", "review request", (
+        return await self._queue(route, subject, body, REVIEW_REQUEST, "review request", (
             lambda connection, _id: conversations.review_requested(connection, conversation_id, now),))
 
     def _filled(self, route: Route) -> dict[str, str]:

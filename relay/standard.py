@@ -18,11 +18,13 @@ from functools import lru_cache
 from pathlib import Path
 from string import Template
 
+from aliases.views import REVIEW_REQUEST
+
 from .rewrite import clean_display_name
 
 SHIPPED = Path(__file__).parent / "templates"
 DEFAULT_LOCALE = "en"
-AUTO_REPLY, REVIEW_REQUEST = "auto_reply", "review_request"
+AUTO_REPLY = "auto_reply"  # REVIEW_REQUEST is both the template's name and the message log's kind
 RESERVED = {AUTO_REPLY, REVIEW_REQUEST}
 FILLED_BY_RELAY = frozenset({"order", "seller", "until", "subject"})
 _FIELD = re.compile(r"[\w .,:;/#()'+\-]{1,80}")

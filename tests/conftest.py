@@ -319,6 +319,40 @@ def run_cli_here(*args: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(list(args), code, out.buffer.getvalue().decode(), err.getvalue())
 
 
+def on_a_terminal(*argv: str, stream: str = "stdout", **env: str) -> tuple[str, bytes]:
+    """`relay ARGV` with one standard stream (stdout or stderr) a terminal and the other a pipe:
+    (what reached the pipe, what reached the terminal). Exits 0, or the test fails."""
+    import pty
+    import threading
+
+    controller, terminal = pty.openpty()
+    streams = {"stdout": terminal, "stderr": subprocess.PIPE} if stream == "stdout" else \
+        {"stdout": subprocess.PIPE, "stderr": terminal}
+    process = subprocess.Popen([sys.executable, "-m", "relay.cli", *argv], cwd=ROOT,
+                               env={**os.environ, "NO_COLOR": "", **env}, **streams)
+    os.close(terminal)
+    drawn: list[bytes] = []
+
+    def read() -> None:  # drained as it is written: a full terminal would stop the program
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the program has exited and closed its end
+                return
+            if not chunk:
+                return
+            drawn.append(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    out, err = process.communicate(timeout=60)
+    piped = err if stream == "stdout" else out
+    reader.join(timeout=10)
+    os.close(controller)
+    assert process.returncode == 0
+    return piped.decode(), b"".join(drawn)
+
+
 def fixture_text(name: str) -> str:
     return (DATA / name).read_bytes().decode("utf-8", "surrogateescape")
 

@@ -80,6 +80,7 @@ async def test_every_endpoint_wants_a_valid_token(relay, anonymous, caplog):
     refused = [r for r in caplog.records if r.getMessage() == "api request refused"]
     assert len(refused) == 3 * len(calls)
     assert {r.why for r in refused} == {"no bearer token", "unknown or revoked token"}
+    assert any("/sellers/addr-" in r.path for r in refused) and not any("@" in r.path for r in refused)
 
 
 @pytest.mark.parametrize("method, path, body, field", [

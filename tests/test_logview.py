@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import pty
 import signal
 import socket
 import stat
@@ -14,7 +12,7 @@ from datetime import datetime, timedelta
 
 import aiosmtplib
 import pytest
-from conftest import BUYER, DEADLINE, ROOT, SELLER, crlf, eventually, run_cli
+from conftest import BUYER, DEADLINE, ROOT, SELLER, crlf, eventually, on_a_terminal, run_cli
 
 from relay import cli, logview
 from relay.commands import Failure
@@ -193,32 +191,12 @@ def test_serve_says_in_one_line_when_the_log_file_cannot_be_opened(tmp_path):
     assert result.stderr == f"relay: [log] file {tmp_path / 'no/such/folder/relay.jsonl'}: No such file or directory\n"
 
 
-def on_a_terminal(*argv: str, **env: str) -> bytes:
-    """`relay ARGV` with its standard output a terminal; what it wrote there."""
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "relay.cli", *argv], stdout=terminal, cwd=ROOT,
-                               env={**os.environ, "NO_COLOR": "", **env})
-    os.close(terminal)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:  # EIO: the program has exited and closed its end
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(controller)
-    assert process.wait(timeout=60) == 0
-    return output
-
-
 def test_colour_on_a_terminal_unless_no_color_is_set(tmp_path):
     log_file = tmp_path / "relay.jsonl"
     log_file.write_text(entry(event="failed", verdict="failed", level="ERROR", conversation="c1") + "\n")
-    coloured = on_a_terminal("logs", "--file", str(log_file))
+    _, coloured = on_a_terminal("logs", "--file", str(log_file))
     assert b"\x1b[1;31mERROR" in coloured and b"\x1b[31mfailed" in coloured
-    assert b"\x1b" not in on_a_terminal("logs", "--file", str(log_file), NO_COLOR="1")
+    assert b"\x1b" not in on_a_terminal("logs", "--file", str(log_file), NO_COLOR="1")[1]
 
 
 async def test_follow_prints_appended_lines_across_rotation_and_truncation_until_ctrl_c(tmp_path):

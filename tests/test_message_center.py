@@ -8,6 +8,7 @@ import mailbox
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
+import aiosmtplib
 import httpx
 import pytest
 from conftest import BUYER, SELLER, api_client, crlf, eventually, open_conversation, run_cli, send, settled
@@ -68,7 +69,7 @@ async def test_metrics_move_exactly_with_the_traffic(relay, sink):
     await send(relay, SELLER, conversation.buyer_alias,
                message(SELLER, conversation.buyer_alias, "Deal", "Visit http://shop.example.com for 20% off"))
     await send(relay, BUYER, conversation.seller_alias, with_attachment(BUYER, conversation.seller_alias, "tool.exe"))
-    with pytest.raises(Exception):
+    with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
         await send(relay, BUYER, "nobody0000000000@relay.test", message(BUYER, "x", "x", "x"))
     await settled(relay)
     await eventually(lambda: len(sink.messages) == 5, what="3 forwards and 2 notices")

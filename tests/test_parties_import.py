@@ -2,15 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
 import sqlite3
-import subprocess
-import sys
-import threading
 
 import pytest
-from conftest import ROOT, run_cli_here
+from conftest import on_a_terminal, run_cli_here
 
 HEADER = "role,address,name,locale,opted_out\n"
 
@@ -171,45 +166,23 @@ def test_many_rows_go_in_batches_and_a_second_run_updates_them_all(tmp_path, con
     assert len(stored) == count and stored[("party1233@example.com", "buyer")] == ("Party 1233", "es", False)
 
 
-def on_a_terminal(config_file: str, csv_path: str, **env: str) -> tuple[str, bytes]:
+def importing_on_a_terminal(config_file: str, csv_path: str, **env: str) -> tuple[str, bytes]:
     """`relay parties import` with stderr a terminal and stdout a pipe: (stdout, what reached the terminal)."""
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "relay.cli", "--config", config_file, "parties", "import",
-                                csv_path], stdout=subprocess.PIPE, stderr=terminal, cwd=ROOT,
-                               env={**os.environ, "TERM": "xterm-256color", "NO_COLOR": "", **env})
-    os.close(terminal)
-    drawn: list[bytes] = []
-
-    def read() -> None:  # drained as it is written: a full terminal would stop the program
-        while True:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:  # EIO: the program has exited and closed its end
-                return
-            if not chunk:
-                return
-            drawn.append(chunk)
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    stdout, _ = process.communicate(timeout=60)
-    reader.join(timeout=10)
-    os.close(controller)
-    assert process.returncode == 0
-    return stdout.decode(), b"".join(drawn)
+    return on_a_terminal("--config", config_file, "parties", "import", csv_path, stream="stderr",
+                         **{"TERM": "xterm-256color", **env})
 
 
 def test_the_bar_is_drawn_on_a_terminal_and_stdout_holds_only_the_summary(tmp_path, config_file):
     rows = "".join(f"buyer,p{i}@example.com,,,\n" for i in range(600))
     csv_path = write_csv(tmp_path, HEADER + rows)
-    stdout, drawn = on_a_terminal(config_file, csv_path)
+    stdout, drawn = importing_on_a_terminal(config_file, csv_path)
     assert stdout == "imported 600 parties: 600 added, 0 updated\n"
     assert b"checking parties.csv" in drawn and b"importing parties" in drawn and b"600/600" in drawn
     assert b"\x1b[32m" in drawn  # in colour
 
-    stdout, plain = on_a_terminal(config_file, csv_path, NO_COLOR="1")
+    stdout, plain = importing_on_a_terminal(config_file, csv_path, NO_COLOR="1")
     assert stdout == "imported 600 parties: 0 added, 600 updated\n"
     assert b"importing parties" in plain and b"\x1b[3" not in plain  # the bar, no colour
 
-    stdout, dumb = on_a_terminal(config_file, csv_path, TERM="dumb")
+    stdout, dumb = importing_on_a_terminal(config_file, csv_path, TERM="dumb")
     assert stdout == "imported 600 parties: 0 added, 600 updated\n" and dumb == b""

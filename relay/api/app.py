@@ -135,7 +135,7 @@ def build(relay) -> FastAPI:
         name = await relay.center.token_name(credentials.credentials) if credentials else None
         if name is None:
             log.warning("api request refused", extra={
-                "path": request.url.path, "method": request.method,
+                "path": logged_path(relay, request), "method": request.method,
                 "client": request.client.host if request.client else None,
                 "why": "no bearer token" if credentials is None else "unknown or revoked token"})
             raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
@@ -166,7 +166,7 @@ def build(relay) -> FastAPI:
 
     @app.exception_handler(SQLAlchemyError)
     async def _database(request, exc: SQLAlchemyError):
-        log.error("api request failed on the store", extra={"path": request.url.path,
+        log.error("api request failed on the store", extra={"path": logged_path(relay, request),
                                                             "error": type(exc).__name__})
         return JSONResponse({"detail": "the store is unavailable; try again"}, 503)
 
@@ -298,6 +298,12 @@ def build(relay) -> FastAPI:
 
     app.include_router(console.router(relay), prefix="/console")
     return app
+
+
+def logged_path(relay, request: Request) -> str:
+    """A request's path for the log: /sellers/{seller}/... names a real address, written as its pseudonym."""
+    labels = relay.decider.labels
+    return "/".join(labels(part) if "@" in part else part for part in request.url.path.split("/"))
 
 
 def _path_address(value: str, field: str) -> str:

@@ -74,7 +74,7 @@ def chart_rows(sellers: list[dict]) -> dict:
 
 def router(relay) -> APIRouter:
     # Imported here: app.py imports this module before it defines what is shared.
-    from .app import response_report, waiting_as_dict
+    from .app import logged_path, response_report, waiting_as_dict
 
     pages = APIRouter(include_in_schema=False)
     env = environment()
@@ -91,7 +91,7 @@ def router(relay) -> APIRouter:
         if name is None:
             if token:
                 log.warning("console request refused", extra={
-                    "path": request.url.path, "client": request.client.host if request.client else None,
+                    "path": logged_path(relay, request), "client": request.client.host if request.client else None,
                     "why": "unknown or revoked token"})
             raise SignIn()
         request.state.operator = name

@@ -11,6 +11,8 @@ import socket
 
 import uvicorn
 
+START_SECONDS = 30.0
+
 
 class ListenFailure(Exception):
     """An HTTP server's address cannot be had; the text names the setting."""
@@ -54,10 +56,14 @@ class HttpServer:
                                 timeout_keep_alive=65)  # past a client pool's idle time: no race on a closing connection
         self.server = _Embedded(config)
         self.task = asyncio.create_task(self.server.serve(sockets=[sock]), name=f"{self.name}-server")
-        while not self.server.started:
+        deadline = asyncio.get_running_loop().time() + START_SECONDS
+        while not self.server.started:  # uvicorn says it has started only by this flag
             if self.task.done():
                 self.task.result()  # raises what stopped it
-                raise OSError(f"{self.name} server stopped while starting")
+                raise ListenFailure(f"the {self.name} server stopped while starting")
+            if asyncio.get_running_loop().time() > deadline:
+                await self.stop()
+                raise ListenFailure(f"the {self.name} server did not start within {START_SECONDS:g} s")
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
